@@ -1,0 +1,66 @@
+"""What every CLI shares: logging set-up, progress bars, and exit codes for errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import NoReturn, TypeVar
+
+import click
+from tqdm import tqdm
+
+from aerec.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, AerecError
+
+T = TypeVar("T")
+log = logging.getLogger("aerec")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("onnxscript", "onnx_ir", "torch", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+    """A progress bar on an interactive terminal; the plain iterable otherwise."""
+    return tqdm(
+        items,
+        desc=description,
+        total=total,
+        unit="batch",
+        leave=False,
+        disable=None,
+        file=sys.stderr,
+    )
+
+
+def run(command: click.Command) -> NoReturn:
+    """Run a click command, turning errors into one stderr line and a documented exit code."""
+    name = command.name or "aerec"
+    try:
+        command.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo(f"{name}: aborted", err=True)
+        sys.exit(EXIT_INTERNAL)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except AerecError as error:
+        click.echo(f"{name}: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo(f"{name}: interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:  # an internal error: one line, the traceback in the log
+        log.debug("internal error", exc_info=True)
+        click.echo(f"{name}: internal error: {type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)

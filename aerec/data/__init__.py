@@ -1,0 +1,1 @@
+"""Reading, validating, splitting and indexing ratings (Polars and numpy, no torch)."""

@@ -1,0 +1,73 @@
+"""A minimal CSR user x item matrix and per-batch densification (no whole-data dense matrix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from aerec.data.idmap import IdMap
+
+
+@dataclass(frozen=True)
+class CsrMatrix:
+    """Rows are users, columns items; data holds the ratings."""
+
+    indptr: np.ndarray  # int64 [n_rows + 1]
+    indices: np.ndarray  # int32 [nnz], sorted within each row
+    data: np.ndarray  # float32 [nnz]
+    n_cols: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.indptr.shape[0] - 1)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.shape[0])
+
+    def row_counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    @classmethod
+    def from_indices(
+        cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, n_cols: int
+    ) -> CsrMatrix:
+        """Build from coordinate arrays (each (row, col) at most once)."""
+        order = np.argsort(rows.astype(np.int64) * n_cols + cols, kind="stable")
+        counts = np.bincount(rows, minlength=n_rows)
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(
+            indptr=indptr,
+            indices=cols[order].astype(np.int32),
+            data=values[order].astype(np.float32),
+            n_cols=n_cols,
+        )
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame, users: IdMap, items: IdMap) -> CsrMatrix:
+        """Build from canonical ratings whose users and items are all in the maps."""
+        rows = users.index(frame["user_id"])
+        cols = items.index(frame["item_id"])
+        if (rows < 0).any() or (cols < 0).any():
+            raise ValueError("ratings hold ids missing from the id maps")
+        return cls.from_indices(rows, cols, frame["rating"].to_numpy(), len(users), len(items))
+
+    def densify(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Dense [len(rows), n_cols] float32 block of the given rows, written into `out`."""
+        if out is None:
+            out = np.zeros((len(rows), self.n_cols), dtype=np.float32)
+        else:
+            out = out[: len(rows)]
+            out.fill(0.0)
+        starts, stops = self.indptr[rows], self.indptr[rows + 1]
+        lengths = stops - starts
+        total = int(lengths.sum())
+        if total:
+            offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+            positions = np.arange(total, dtype=np.int64) + offsets
+            row_of = np.repeat(np.arange(len(rows)), lengths)
+            out[row_of, self.indices[positions]] = self.data[positions]
+        return out

@@ -1,0 +1,172 @@
+"""Readers for every MovieLens ratings and movies layout, producing the canonical frames.
+
+The layout is detected from the file itself, not from its name:
+
+- ML-100K ``u.data`` / ``u1.base``: ``user<TAB>item<TAB>rating<TAB>timestamp``, no header;
+- ML-1M / ML-10M ``ratings.dat``: ``user::item::rating::timestamp``, no header;
+- ml-latest / 25M / 32M ``ratings.csv``: header ``userId,movieId,rating,timestamp``;
+- canonical CSV (header ``user_id,item_id,rating[,timestamp]``) or Parquet (same columns).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from aerec.data.schema import ML100K_GENRES, MOVIES_SCHEMA, RATINGS_SCHEMA
+from aerec.data.validate import check_ratings, drop_duplicate_pairs, first_unparsable
+from aerec.errors import file_error
+
+log = logging.getLogger(__name__)
+
+_REQUIRED = ("user_id", "item_id", "rating")
+_LATEST_HEADER = {
+    "userId": "user_id",
+    "movieId": "item_id",
+    "rating": "rating",
+    "timestamp": "timestamp",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one ratings file is laid out."""
+
+    name: str  # tab | dat | csv-latest | csv | parquet
+    has_header: bool
+
+
+def _first_line(path: Path) -> str:
+    if not path.exists():
+        raise file_error(path, "no such file")
+    if path.is_dir():
+        raise file_error(path, "is a directory, expected a ratings file")
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+    if not line.strip():
+        raise file_error(path, "file is empty")
+    return line
+
+
+def detect_layout(path: Path) -> Layout:
+    """Detect a ratings file's layout from its suffix (Parquet) or first line."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        if not path.exists():
+            raise file_error(path, "no such file")
+        return Layout("parquet", has_header=True)
+    line = _first_line(path)
+    if "::" in line:
+        return Layout("dat", has_header=False)
+    if "\t" in line:
+        return Layout("tab", has_header=False)
+    if "," in line:
+        fields = [f.strip().strip('"') for f in line.split(",")]
+        if fields[0].lstrip("-").replace(".", "", 1).isdigit():
+            raise file_error(
+                path, "CSV has no header line: expected user_id,item_id,rating[,timestamp]", 1
+            )
+        if {"userId", "movieId"} & set(fields):
+            return Layout("csv-latest", has_header=True)
+        return Layout("csv", has_header=True)
+    raise file_error(path, f"unrecognised ratings layout in first line: {line[:60]!r}", 1)
+
+
+def _scan(path: Path, layout: Layout, as_text: bool) -> pl.LazyFrame:
+    """A lazy frame of the file's raw columns, renamed to canonical names."""
+    text = pl.String()
+    if layout.name == "parquet":
+        return pl.scan_parquet(path)
+    if layout.name in ("tab", "dat"):
+        # '::' is two one-byte separators with an empty field between them.
+        sep, step = ("\t", 1) if layout.name == "tab" else (":", 2)
+        names = [f"f{i}" for i in range(1 + 3 * step)]
+        keep = dict(zip(names[::step], RATINGS_SCHEMA, strict=False))
+        types = {
+            n: (text if as_text else RATINGS_SCHEMA[keep[n]]) if n in keep else text for n in names
+        }
+        frame = pl.scan_csv(
+            path,
+            separator=sep,
+            has_header=False,
+            schema=types,
+            truncate_ragged_lines=True,
+            quote_char=None,
+        )
+        return frame.select([pl.col(n).alias(c) for n, c in keep.items()])
+    header = pl.read_csv(path, n_rows=0).columns
+    rename = _LATEST_HEADER if layout.name == "csv-latest" else {c: c for c in RATINGS_SCHEMA}
+    missing = [c for c, canon in rename.items() if canon in _REQUIRED and c not in header]
+    if missing:
+        raise file_error(path, f"missing column(s) {', '.join(missing)} in header {header}", 1)
+    overrides = {c: (text if as_text else RATINGS_SCHEMA[rename[c]]) for c in header if c in rename}
+    frame = pl.scan_csv(path, schema_overrides=overrides, infer_schema=False)
+    return frame.select([pl.col(c).alias(rename[c]) for c in header if c in rename])
+
+
+def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
+    """Read, validate and canonicalise a ratings file of any supported layout.
+
+    Raises InputError naming the file (and line) on any bad input. Duplicate
+    (user, item) pairs keep the latest rating and are counted in a warning.
+    """
+    path = Path(path)
+    layout = detect_layout(path)
+    try:
+        frame = _scan(path, layout, as_text=False).collect()
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
+        # Typed parsing failed: re-read as text to find and name the offending line.
+        raw = _scan(path, layout, as_text=True).collect()
+        raise first_unparsable(path, raw, layout.has_header) or file_error(
+            path, f"cannot parse: {str(error).splitlines()[0]}"
+        ) from None
+    except pl.exceptions.PolarsError as error:
+        raise file_error(path, f"cannot read: {str(error).splitlines()[0]}") from None
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise file_error(path, f"missing column(s) {', '.join(missing)}")
+    if "timestamp" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("timestamp"))
+    try:
+        frame = frame.select([pl.col(c).cast(t) for c, t in RATINGS_SCHEMA.items()])
+    except pl.exceptions.InvalidOperationError as error:
+        raise file_error(path, f"column has the wrong type: {error}") from None
+    check_ratings(path, frame, layout.has_header)
+    if dedupe:
+        frame = drop_duplicate_pairs(path, frame)
+    log.info("read %s: %d ratings (%s layout)", path, frame.height, layout.name)
+    return frame
+
+
+def read_movies(path: str | Path) -> pl.DataFrame:
+    """Read u.item, movies.dat or movies.csv into (item_id, title, genres)."""
+    path = Path(path)
+    line = _first_line(path)
+    if "::" in line:
+        rows = [r.split("::") for r in _latin1_lines(path)]
+        records = [(int(r[0]), r[1], r[2] if len(r) > 2 else "") for r in rows]
+    elif line.count("|") >= 5:
+        records = []
+        for fields in (r.split("|") for r in _latin1_lines(path)):
+            flags = fields[-len(ML100K_GENRES) :]
+            genres = "|".join(g for g, f in zip(ML100K_GENRES, flags, strict=True) if f == "1")
+            records.append((int(fields[0]), fields[1], genres))
+    else:
+        frame = pl.read_csv(path, infer_schema=False)
+        rename = {"movieId": "item_id", "item_id": "item_id", "title": "title", "genres": "genres"}
+        frame = frame.rename({c: rename[c] for c in frame.columns if c in rename})
+        if not {"item_id", "title"} <= set(frame.columns):
+            raise file_error(path, "movies CSV needs columns movieId (or item_id) and title", 1)
+        if "genres" not in frame.columns:
+            frame = frame.with_columns(pl.lit("").alias("genres"))
+        return frame.select([pl.col(c).cast(t) for c, t in MOVIES_SCHEMA.items()])
+    return pl.DataFrame(records, schema=MOVIES_SCHEMA, orient="row")
+
+
+def _latin1_lines(path: Path) -> list[str]:
+    text = path.read_bytes().decode("latin-1")
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]

@@ -1,0 +1,61 @@
+"""Descriptive statistics of a ratings frame (what `aerec describe` prints)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import polars as pl
+
+
+def _distribution(counts: pl.Series) -> dict[str, float]:
+    return {
+        "min": int(counts.min()),
+        "median": float(counts.median()),
+        "mean": round(float(counts.mean()), 2),
+        "max": int(counts.max()),
+    }
+
+
+def _iso(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def describe_ratings(frame: pl.DataFrame) -> dict[str, object]:
+    """Counts, rating histogram, time range and ratings per user and per item."""
+    users = frame["user_id"].n_unique()
+    items = frame["item_id"].n_unique()
+    histogram = frame.group_by("rating").len().sort("rating")
+    timestamps = frame["timestamp"].drop_nulls()
+    return {
+        "ratings": frame.height,
+        "users": users,
+        "items": items,
+        "density": round(frame.height / (users * items), 6),
+        "mean_rating": round(float(frame["rating"].mean()), 4),
+        "histogram": {f"{r:g}": n for r, n in histogram.iter_rows()},
+        "time_range": {
+            "first": _iso(timestamps.min() if len(timestamps) else None),
+            "last": _iso(timestamps.max() if len(timestamps) else None),
+        },
+        "per_user": _distribution(frame.group_by("user_id").len()["len"]),
+        "per_item": _distribution(frame.group_by("item_id").len()["len"]),
+    }
+
+
+def format_description(title: str, stats: dict[str, object]) -> str:
+    """Readable multi-line rendering of describe_ratings output."""
+    lines = [
+        f"{title}: {stats['ratings']:,} ratings, {stats['users']:,} users, "
+        f"{stats['items']:,} items (density {stats['density']:.4%}, mean {stats['mean_rating']})",
+        "  ratings histogram: " + ", ".join(f"{r}: {n:,}" for r, n in stats["histogram"].items()),  # type: ignore[attr-defined]
+        f"  time range: {stats['time_range']['first']} .. {stats['time_range']['last']}",  # type: ignore[index]
+    ]
+    for side in ("per_user", "per_item"):
+        d = stats[side]
+        lines.append(
+            f"  ratings {side.replace('_', ' ')}: min {d['min']}, median {d['median']:g}, "  # type: ignore[index]
+            f"mean {d['mean']}, max {d['max']}"  # type: ignore[index]
+        )
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""A deterministic generator of MovieLens-like data: the embedded default and the test fixture.
+
+Item popularity and user activity follow power laws; a rating is a global mean plus user
+and item biases plus a dot product of latent tastes plus noise, rounded to whole or half
+stars. Items get titles, years and genres tied to their latent factors, and every rating a
+timestamp inside its user's active period.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from aerec.atomic import atomic_path
+from aerec.data.schema import ML100K_GENRES, RATINGS_SCHEMA
+from aerec.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_GENRES = (
+    "Action",
+    "Comedy",
+    "Drama",
+    "Romance",
+    "Thriller",
+    "Sci-Fi",
+    "Animation",
+    "Documentary",
+    "Horror",
+    "Adventure",
+    "Crime",
+    "Musical",
+)
+_ADJECTIVES = (
+    "Silent",
+    "Last",
+    "Golden",
+    "Broken",
+    "Hidden",
+    "Crimson",
+    "Distant",
+    "Wild",
+    "Frozen",
+    "Secret",
+    "Electric",
+    "Midnight",
+    "Lonely",
+    "Endless",
+    "Savage",
+    "Gentle",
+    "Burning",
+    "Velvet",
+    "Iron",
+    "Paper",
+)
+_NOUNS = (
+    "Harbor",
+    "Summer",
+    "Kingdom",
+    "River",
+    "Promise",
+    "Detective",
+    "Garden",
+    "Storm",
+    "Machine",
+    "Letter",
+    "Frontier",
+    "Orchestra",
+    "Island",
+    "Mirror",
+    "Station",
+    "Voyage",
+    "Empire",
+    "Circus",
+    "Lighthouse",
+    "Planet",
+)
+_EPOCH_START = 946_684_800  # 2000-01-01
+_EPOCH_END = 1_577_836_800  # 2020-01-01
+_CHUNK = 4_000_000
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Size and seed of a synthetic data set."""
+
+    users: int
+    items: int
+    ratings: int
+    seed: int = 0
+    half_stars: bool = False
+    factors: int = 8
+
+    def check(self) -> None:
+        if min(self.users, self.items, self.ratings) < 1:
+            raise InputError("synth: --users, --items and --ratings must be positive")
+        if self.ratings > 0.5 * self.users * self.items:
+            raise InputError(
+                f"synth: {self.ratings:,} ratings exceed half of the {self.users:,} x "
+                f"{self.items:,} matrix; ask for fewer ratings or more users or items"
+            )
+
+
+def _power_law(n: int, exponent: float, offset: float, rng: np.random.Generator) -> np.ndarray:
+    """Normalised power-law weights, assigned to positions in random order."""
+    weights = (np.arange(n, dtype=np.float64) + offset) ** -exponent
+    return rng.permutation(weights / weights.sum())
+
+
+def _sample_pairs(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, item) index pairs, exactly cfg.ratings of them."""
+    popularity = np.cumsum(_power_law(cfg.items, 1.0, 5.0, rng))
+    activity = _power_law(cfg.users, 1.0, 10.0, rng)
+    cap = max(1, cfg.items // 2)
+    keys = np.empty(0, dtype=np.int64)
+    for _ in range(20):
+        missing = cfg.ratings - keys.size
+        if missing <= 0:
+            break
+        wanted = np.minimum(np.ceil(activity * missing * 1.25).astype(np.int64) + 1, cap)
+        users = np.repeat(np.arange(cfg.users, dtype=np.int64), wanted)
+        draws = rng.random(users.size)
+        items = np.minimum(np.searchsorted(popularity, draws), cfg.items - 1)
+        keys = np.unique(np.concatenate([keys, users * cfg.items + items]))
+    else:
+        raise InputError(f"synth: could not place {cfg.ratings:,} distinct ratings")
+    keys = np.sort(rng.choice(keys, size=cfg.ratings, replace=False))
+    return keys // cfg.items, keys % cfg.items
+
+
+def _ratings(
+    cfg: SynthConfig,
+    users: np.ndarray,
+    items: np.ndarray,
+    rng: np.random.Generator,
+    item_factors: np.ndarray,
+) -> np.ndarray:
+    user_factors = rng.normal(0.0, 1.0, (cfg.users, cfg.factors)).astype(np.float32)
+    user_bias = rng.normal(0.0, 0.35, cfg.users).astype(np.float32)
+    item_bias = rng.normal(0.0, 0.45, cfg.items).astype(np.float32)
+    values = np.empty(users.size, dtype=np.float32)
+    for start in range(0, users.size, _CHUNK):
+        u, i = users[start : start + _CHUNK], items[start : start + _CHUNK]
+        taste = np.einsum("nd,nd->n", user_factors[u], item_factors[i]) / np.sqrt(cfg.factors)
+        noise = rng.normal(0.0, 0.55, u.size)
+        values[start : start + _CHUNK] = 3.55 + user_bias[u] + item_bias[i] + 0.9 * taste + noise
+    step = 2.0 if cfg.half_stars else 1.0
+    low = 0.5 if cfg.half_stars else 1.0
+    return np.clip(np.round(values * step) / step, low, 5.0).astype(np.float32)
+
+
+def _timestamps(cfg: SynthConfig, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    start = rng.integers(_EPOCH_START, _EPOCH_END - 86_400, cfg.users)
+    span = rng.exponential(200 * 86_400, cfg.users)
+    stamps = start[users] + (rng.random(users.size) * span[users]).astype(np.int64)
+    return np.minimum(stamps, _EPOCH_END)
+
+
+def _movies(
+    cfg: SynthConfig, ids: np.ndarray, item_factors: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    adjective = rng.integers(0, len(_ADJECTIVES), cfg.items)
+    noun = rng.integers(0, len(_NOUNS), cfg.items)
+    year = rng.integers(1930, 2020, cfg.items)
+    main = np.argmax(item_factors[:, : min(cfg.factors, len(_GENRES))], axis=1)
+    extra = rng.integers(0, len(_GENRES), cfg.items)
+    has_extra = rng.random(cfg.items) < 0.5
+    titles, genres = [], []
+    for n in range(cfg.items):
+        titles.append(f"The {_ADJECTIVES[adjective[n]]} {_NOUNS[noun[n]]} #{ids[n]} ({year[n]})")
+        names = [_GENRES[main[n]]]
+        if has_extra[n] and extra[n] != main[n]:
+            names.append(_GENRES[extra[n]])
+        genres.append("|".join(sorted(names, key=ML100K_GENRES.index)))
+    return pl.DataFrame({"item_id": ids, "title": titles, "genres": genres})
+
+
+def generate(cfg: SynthConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Canonical ratings and movies frames for the configuration, identical for a seed."""
+    cfg.check()
+    rng = np.random.default_rng(cfg.seed)
+    item_ids = 1 + np.sort(rng.choice(2 * cfg.items, size=cfg.items, replace=False))
+    item_factors = rng.normal(0.0, 1.0, (cfg.items, cfg.factors)).astype(np.float32)
+    users, items = _sample_pairs(cfg, rng)
+    ratings = pl.DataFrame(
+        {
+            "user_id": users + 1,
+            "item_id": item_ids[items],
+            "rating": _ratings(cfg, users, items, rng, item_factors),
+            "timestamp": _timestamps(cfg, users, rng),
+        },
+        schema=RATINGS_SCHEMA,
+    )
+    return ratings, _movies(cfg, item_ids, item_factors, rng)
+
+
+def ratings_layout(path: Path) -> str:
+    """The layout a path asks for: parquet, csv-latest, csv, dat or tab."""
+    if path.suffix == ".parquet":
+        return "parquet"
+    if path.name == "ratings.csv":
+        return "csv-latest"
+    if path.suffix == ".csv":
+        return "csv"
+    if path.suffix == ".dat":
+        return "dat"
+    if path.suffix in (".data", ".base", ".test", ".tsv"):
+        return "tab"
+    raise InputError(
+        f"{path}: cannot tell the layout from the name; use .parquet, .csv, ratings.csv, "
+        ".dat or .data"
+    )
+
+
+def write_ratings(frame: pl.DataFrame, path: Path) -> None:
+    """Write canonical ratings in the layout the path's name asks for."""
+    with atomic_path(path) as temporary:
+        _write_ratings_layout(frame, temporary, ratings_layout(path))
+
+
+def _write_ratings_layout(frame: pl.DataFrame, path: Path, layout: str) -> None:
+    if layout == "parquet":
+        frame.write_parquet(path)
+    elif layout == "csv":
+        frame.write_csv(path)
+    elif layout == "csv-latest":
+        renamed = frame.rename({"user_id": "userId", "item_id": "movieId"})
+        renamed.with_columns(pl.col("rating").round(1)).write_csv(path, float_precision=1)
+    else:
+        separator = "::" if layout == "dat" else "\t"
+        rating = pl.col("rating").round(1).cast(pl.String).str.strip_suffix(".0")
+        columns = [pl.col("user_id"), pl.col("item_id"), rating, pl.col("timestamp")]
+        line = pl.concat_str(columns, separator=separator).alias("line")
+        frame.select(line).write_csv(path, include_header=False, quote_style="never")
+
+
+def write_movies(movies: pl.DataFrame, ratings_path: Path) -> Path:
+    """Write movie metadata beside the ratings, in the matching MovieLens layout."""
+    layout = ratings_layout(ratings_path)
+    if layout == "tab":
+        path = ratings_path.parent / "u.item"
+        flags = [
+            pl.col("genres").str.split("|").list.contains(g).cast(pl.Int8).cast(pl.String)
+            for g in ML100K_GENRES
+        ]
+        cells = [pl.col("item_id"), pl.col("title"), *[pl.lit("")] * 3, *flags]
+        rows = movies.select(pl.concat_str(cells, separator="|").alias("line"))
+        rows.write_csv(path, include_header=False, quote_style="never")
+    elif layout == "dat":
+        path = ratings_path.parent / "movies.dat"
+        line = pl.concat_str([pl.col("item_id"), pl.col("title"), pl.col("genres")], separator="::")
+        movies.select(line.alias("line")).write_csv(path, include_header=False, quote_style="never")
+    else:
+        path = ratings_path.parent / "movies.csv"
+        movies.rename({"item_id": "movieId"}).write_csv(path)
+    return path
+
+
+def write_synthetic(cfg: SynthConfig, out: str | Path) -> tuple[Path, Path]:
+    """Generate a data set and write its ratings to `out` and its movies beside them."""
+    out = Path(out)
+    ratings_layout(out)  # fail on an unknown layout before the work
+    ratings, movies = generate(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_ratings(ratings, out)
+    movies_path = write_movies(movies, out)
+    log.info(
+        "wrote %d ratings to %s and %d movies to %s",
+        ratings.height,
+        out,
+        movies.height,
+        movies_path,
+    )
+    return out, movies_path

@@ -1,0 +1,26 @@
+"""Errors that carry the process exit code documented in README."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
+
+
+class AerecError(Exception):
+    """An expected failure with a one-line message and an exit code."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class InputError(AerecError):
+    """Bad usage or bad input: a file that is missing, empty or malformed."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def file_error(path: object, problem: str, line: int | None = None) -> InputError:
+    """An InputError that names the file (and line, when known) and the problem."""
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return InputError(f"{where}: {problem}")

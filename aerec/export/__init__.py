@@ -1,0 +1,1 @@
+"""The ONNX scoring graph: autoencoder, mask already-rated items, TopK (export-onnx)."""

@@ -1,0 +1,39 @@
+"""export-onnx: turn a checkpoint into a verified ONNX scoring graph."""
+
+from __future__ import annotations
+
+import click
+
+from aerec.clikit import run, setup_logging
+from aerec.export.onnx_export import export_onnx
+
+
+@click.command("export-onnx")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Checkpoint directory written by train-model.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="ONNX file to write (replaced atomically).",
+)
+@click.option(
+    "--k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Recommendations per user computed inside the graph.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def command(checkpoint: str, out: str, k: int, verbose: bool) -> None:
+    """Export the scoring graph (autoencoder, mask rated items, TopK) and verify it."""
+    setup_logging(verbose)
+    export_onnx(checkpoint, out, k)
+
+
+def main() -> None:
+    run(command)

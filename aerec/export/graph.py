@@ -1,0 +1,31 @@
+"""The scoring graph as a torch module: what export-onnx traces."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from aerec.train.model import AutoEncoder
+
+
+class ScoringGraph(nn.Module):
+    """ratings [batch, n_items] -> (scores [batch, k], items [batch, k] external ids).
+
+    Items the user already rated (non-zero input) score -inf, so they never rank above an
+    unrated item; rows with fewer than k unrated items carry -inf scores the scorer drops.
+    """
+
+    def __init__(self, model: AutoEncoder, item_ids: np.ndarray, k: int) -> None:
+        super().__init__()
+        if not 1 <= k <= len(item_ids):
+            raise ValueError(f"k={k} must lie between 1 and the {len(item_ids)} items")
+        self.model = model.eval()
+        self.k = k
+        self.register_buffer("item_ids", torch.from_numpy(np.asarray(item_ids, dtype=np.int64)))
+
+    def forward(self, ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        predicted = self.model(ratings)
+        masked = torch.where(ratings != 0, torch.full_like(predicted, float("-inf")), predicted)
+        scores, index = torch.topk(masked, self.k, dim=1)
+        return scores, self.item_ids[index]

@@ -1,0 +1,1 @@
+"""Batch scoring with ONNX Runtime (score-all). Needs onnxruntime, polars and numpy only."""

@@ -1,0 +1,67 @@
+"""score-all: every user's top-k recommendations into recs.parquet."""
+
+from __future__ import annotations
+
+import click
+
+from aerec.clikit import progress, run, setup_logging
+from aerec.score.pipeline import score_all
+
+
+@click.command("score-all")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="ONNX scoring model written by export-onnx.",
+)
+@click.option(
+    "--ratings",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Ratings file of any supported layout.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Parquet table to publish (replaced atomically).",
+)
+@click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
+@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@click.option(
+    "--users",
+    "users_file",
+    type=click.Path(dir_okay=False),
+    help="Score only the user ids listed in this file, one per line.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def command(
+    model: str,
+    ratings: str,
+    out: str,
+    k: int | None,
+    batch_size: int,
+    device: str,
+    users_file: str | None,
+    verbose: bool,
+) -> None:
+    """Score every user's rating vector through ONNX Runtime and publish the top-k table."""
+    setup_logging(verbose)
+    score_all(
+        model,
+        ratings,
+        out,
+        k=k,
+        batch_size=batch_size,
+        device=device,
+        users=users_file,
+        progress=progress,
+    )
+
+
+def main() -> None:
+    run(command)

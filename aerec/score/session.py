@@ -1,0 +1,111 @@
+"""One ONNX Runtime session per process, on CUDA where usable, and the model's metadata."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from aerec.data.idmap import IdMap
+from aerec.errors import InputError, file_error
+from aerec.modelmeta import META, item_ids_digest
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an aerec ONNX model says about itself."""
+
+    version: str
+    k: int
+    items: IdMap
+    metrics: dict[str, float]
+
+
+def cuda_usable() -> bool:
+    """ORT was built with CUDA and a CUDA driver library loads on this host."""
+    if CUDA not in ort.get_available_providers():
+        return False
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def _providers(device: str) -> list[str]:
+    if device == "cpu":
+        return [CPU]
+    if cuda_usable():
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise InputError(
+            "--device cuda: CUDA is not usable here (needs onnxruntime-gpu and an NVIDIA driver)"
+        )
+    return [CPU]
+
+
+def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
+    """Parse and check the aerec metadata; refuse a model whose item table does not match."""
+    meta = session.get_modelmeta().custom_metadata_map
+    missing = [key for key in META.values() if key not in meta]
+    if missing:
+        raise file_error(path, f"not an aerec scoring model (metadata lacks {missing[0]})")
+    ids = np.asarray(json.loads(meta[META["item_ids"]]), dtype=np.int64)
+    if item_ids_digest(ids) != meta[META["item_ids_sha256"]]:
+        raise file_error(path, "item table does not match its recorded sha256")
+    width = session.get_inputs()[0].shape[1]
+    if len(ids) != int(meta[META["n_items"]]) or (isinstance(width, int) and width != len(ids)):
+        raise file_error(path, f"item table holds {len(ids)} items, the graph takes {width}")
+    return ModelInfo(
+        version=meta[META["version"]],
+        k=int(meta[META["k"]]),
+        items=IdMap(ids),
+        metrics=json.loads(meta[META["metrics"]]),
+    )
+
+
+def open_session(
+    path: str | Path, device: str = "auto", threads: int = 0
+) -> tuple[ort.InferenceSession, ModelInfo, str]:
+    """Load the model once; returns the session, its metadata and the provider that runs it."""
+    path = Path(path)
+    if not path.is_file():
+        raise file_error(path, "no such model file")
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), options, providers=_providers(device))
+    except (
+        ort.capi.onnxruntime_pybind11_state.Fail,
+        ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
+        ort.capi.onnxruntime_pybind11_state.InvalidGraph,
+    ) as error:
+        first = str(error).splitlines()[0][:200]
+        raise file_error(path, f"not a loadable ONNX model ({first})") from None
+    provider = session.get_providers()[0]
+    if device == "cuda" and provider != CUDA:
+        raise InputError("--device cuda: ONNX Runtime could not start its CUDA provider")
+    info = read_model_info(path, session)
+    log.info(
+        "model %s (version %s, %d items, k=%d) on %s",
+        path,
+        info.version[:12],
+        len(info.items),
+        info.k,
+        provider,
+    )
+    return session, info, provider

@@ -1,0 +1,1 @@
+"""Autoencoder model, masked loss, trainer, evaluation and checkpoints (train-model)."""

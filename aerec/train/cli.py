@@ -1,0 +1,63 @@
+"""train-model: train an autoencoder on a ratings file and write a checkpoint directory."""
+
+from __future__ import annotations
+
+import click
+
+from aerec.clikit import progress, run, setup_logging
+from aerec.train.pipeline import train_model
+from aerec.train.presets import PRESETS
+
+
+@click.command("train-model")
+@click.option(
+    "--ratings",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Ratings file of any supported layout.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Checkpoint directory to write (replaced atomically).",
+)
+@click.option(
+    "--split",
+    default="user-temporal:0.2",
+    show_default=True,
+    help="random:F, temporal:Q, user-temporal:F or files:TRAIN,TEST.",
+)
+@click.option("--preset", default="default", show_default=True, type=click.Choice(sorted(PRESETS)))
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epoch count.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def command(
+    ratings: str,
+    out: str,
+    split: str,
+    preset: str,
+    epochs: int | None,
+    seed: int,
+    device: str,
+    verbose: bool,
+) -> None:
+    """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
+    setup_logging(verbose)
+    train_model(
+        ratings,
+        out,
+        split=split,
+        preset=preset,
+        epochs=epochs,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+
+
+def main() -> None:
+    run(command)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the MovieLens files in ../shared (skipped when absent) and tiny models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aerec.data.synth import SynthConfig, write_synthetic
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"MovieLens file {path} not present (../shared is absent in a fresh clone)")
+    return path
+
+
+def run_aerec(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m aerec ARGS` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "aerec", *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic data set (ratings.csv in ml-latest layout, movies.csv)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    return write_synthetic(
+        SynthConfig(users=120, items=80, ratings=3000, seed=5), folder / "ratings.csv"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aerec.train.pipeline import train_model
+
+    out = tmp_path_factory.mktemp("ckpt") / "checkpoint"
+    train_model(tiny_data[0], out, split="user-temporal:0.2", epochs=3, seed=1, device="cpu")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from aerec.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(tiny_checkpoint, out, k=5)
+    return out

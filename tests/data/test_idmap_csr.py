@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from aerec.data.csr import CsrMatrix
+from aerec.data.idmap import IdMap
+
+
+def test_idmap_exact_example(tmp_path: Path) -> None:
+    ids = IdMap.from_ids(np.array([30, 10, 20, 10]))
+    assert ids.ids.tolist() == [10, 20, 30]
+    assert ids.index(np.array([20, 10, 99, 30, 5])).tolist() == [1, 0, -1, 2, -1]
+    ids.save(tmp_path / "items.parquet")
+    assert IdMap.load(tmp_path / "items.parquet").ids.tolist() == [10, 20, 30]
+
+
+def test_csr_from_frame_and_densify() -> None:
+    frame = pl.DataFrame(
+        {"user_id": [7, 5, 7, 5], "item_id": [300, 100, 100, 200], "rating": [1.0, 2.0, 3.0, 4.0]}
+    )
+    users, items = IdMap.from_ids(frame["user_id"]), IdMap.from_ids(frame["item_id"])
+    csr = CsrMatrix.from_frame(frame, users, items)
+    assert csr.indptr.tolist() == [0, 2, 4]
+    assert csr.indices.tolist() == [0, 1, 0, 2]
+    assert csr.data.tolist() == [2.0, 4.0, 3.0, 1.0]
+    expected = np.array([[3.0, 0.0, 1.0], [2.0, 4.0, 0.0]], dtype=np.float32)
+    buffer = np.full((4, 3), 9.0, dtype=np.float32)
+    np.testing.assert_array_equal(csr.densify(np.array([1, 0]), buffer), expected)
+    np.testing.assert_array_equal(csr.densify(np.array([1])), expected[:1])
+
+
+def test_densify_empty_row() -> None:
+    csr = CsrMatrix.from_indices(np.array([1]), np.array([2]), np.array([5.0]), 3, 4)
+    np.testing.assert_array_equal(
+        csr.densify(np.array([0, 1, 2])), [[0, 0, 0, 0], [0, 0, 5, 0], [0, 0, 0, 0]]
+    )

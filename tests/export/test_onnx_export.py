@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from aerec.export.onnx_export import OPSET, export_onnx
+from aerec.train.checkpoint import load_checkpoint
+
+
+def test_graph_signature_and_metadata(tiny_model: Path, tiny_checkpoint: Path) -> None:
+    model = onnx.load(str(tiny_model))
+    onnx.checker.check_model(model)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= OPSET
+    assert [i.name for i in model.graph.input] == ["ratings"]
+    assert [o.name for o in model.graph.output] == ["scores", "items"]
+    meta = {p.key: p.value for p in model.metadata_props}
+    items = load_checkpoint(tiny_checkpoint).items
+    assert json.loads(meta["aerec.item_ids"]) == items.ids.tolist()
+    assert meta["aerec.k"] == "5"
+    assert int(meta["aerec.n_items"]) == len(items)
+    assert len(meta["aerec.model_version"]) == 64
+
+
+def test_dynamic_batch_masks_rated_items(tiny_model: Path, tiny_checkpoint: Path) -> None:
+    ids = load_checkpoint(tiny_checkpoint).items.ids
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    for batch in (1, 3, 17):
+        ratings = np.zeros((batch, len(ids)), dtype=np.float32)
+        ratings[:, :10] = 5.0  # every user rated the first ten items
+        scores, items = session.run(["scores", "items"], {"ratings": ratings})
+        assert scores.shape == items.shape == (batch, 5)
+        assert not np.isin(items, ids[:10]).any()
+        assert np.isin(items, ids).all()
+        assert (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_user_who_rated_almost_everything(tiny_model: Path, tiny_checkpoint: Path) -> None:
+    ids = load_checkpoint(tiny_checkpoint).items.ids
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    ratings = np.full((2, len(ids)), 3.0, dtype=np.float32)
+    ratings[0, :2] = 0.0  # only two unrated items left for the first user
+    scores, items = session.run(["scores", "items"], {"ratings": ratings})
+    assert np.isfinite(scores[0]).sum() == 2
+    assert set(items[0][np.isfinite(scores[0])]) == set(ids[:2])
+    assert not np.isfinite(scores[1]).any()
+
+
+def test_k_larger_than_catalogue_is_clipped(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    meta = export_onnx(tiny_checkpoint, tmp_path / "m.onnx", k=10_000)
+    assert meta["aerec.k"] == meta["aerec.n_items"]
+
+
+def test_bad_checkpoint(tmp_path: Path) -> None:
+    from aerec.errors import InputError
+
+    with pytest.raises(InputError):
+        export_onnx(tmp_path, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,0 +1,129 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aerec.data.readers import read_ratings
+from aerec.errors import InputError
+from aerec.score.pipeline import score_all
+from aerec.score.publish import file_sha256
+from aerec.score.session import open_session
+
+
+@pytest.fixture(scope="module")
+def published(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("recs") / "recs.parquet"
+    manifest = score_all(tiny_model, tiny_data[0], out, batch_size=7, device="cpu")
+    return out, manifest
+
+
+def test_schema_sort_and_ranks(published: tuple[Path, dict]) -> None:
+    out, _ = published
+    recs = pl.read_parquet(out)
+    assert recs.schema == pl.Schema(
+        {"user_id": pl.Int64, "rank": pl.Int32, "item_id": pl.Int64, "score": pl.Float32}
+    )
+    assert recs.equals(recs.sort("user_id", "rank"))
+    per_user = recs.group_by("user_id").agg(
+        pl.col("rank"), pl.col("item_id").n_unique(), pl.col("score")
+    )
+    for ranks, distinct, scores in per_user.select("rank", "item_id", "score").iter_rows():
+        assert ranks == list(range(1, len(ranks) + 1))
+        assert distinct == len(ranks)
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_every_user_scored_and_no_rated_item(
+    published: tuple[Path, dict], tiny_data: tuple[Path, Path]
+) -> None:
+    out, manifest = published
+    recs = pl.read_parquet(out)
+    ratings = read_ratings(tiny_data[0])
+    assert set(recs["user_id"]) == set(ratings["user_id"])
+    assert recs.group_by("user_id").len()["len"].to_list() == [5] * manifest["users"]
+    overlap = recs.join(ratings, on=["user_id", "item_id"], how="inner")
+    assert overlap.height == 0
+
+
+def test_metadata_manifest_and_success(published: tuple[Path, dict], tiny_model: Path) -> None:
+    out, manifest = published
+    meta = pl.read_parquet_metadata(out)
+    _, info, _ = open_session(tiny_model, "cpu")
+    assert meta["aerec.model_version"] == info.version
+    assert meta["aerec.k"] == "5"
+    assert meta["aerec.schema_version"] == "1"
+    assert "aerec.generated_at" in meta
+    on_disk = json.loads((out.parent / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["sha256"] == file_sha256(out)
+    assert manifest["rows"] == pl.read_parquet(out).height
+    assert manifest["provider"] == "CPUExecutionProvider"
+    assert (out.parent / "_SUCCESS").exists()
+
+
+def test_unknown_items_and_users_filter(tiny_model: Path, tmp_path: Path) -> None:
+    ratings = tmp_path / "r.csv"
+    _, info, _ = open_session(tiny_model, "cpu")
+    known = info.items.ids
+    ratings.write_text(
+        f"user_id,item_id,rating\n1,{known[0]},4\n1,999999,5\n2,999998,3\n3,{known[1]},2\n"
+    )
+    users = tmp_path / "users.txt"
+    users.write_text("user_id\n1\n2\n")
+    manifest = score_all(
+        tiny_model, ratings, tmp_path / "recs.parquet", device="cpu", users=users, k=3
+    )
+    recs = pl.read_parquet(tmp_path / "recs.parquet")
+    assert set(recs["user_id"]) == {1}  # user 2 knows no item, user 3 is not listed
+    assert recs.height == 3 and manifest["k"] == 3
+    assert manifest["unknown_item_ratings"] == 2
+    assert manifest["users_skipped"] == 1
+
+
+def test_failed_run_leaves_previous_output(
+    published: tuple[Path, dict], tiny_model: Path, tmp_path: Path
+) -> None:
+    out, _ = published
+    before = out.read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id,rating\n1,2,9\n")
+    with pytest.raises(InputError, match="outside the scale"):
+        score_all(tiny_model, bad, out, device="cpu")
+    assert out.read_bytes() == before
+    assert (out.parent / "_SUCCESS").exists()
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_corrupt_and_foreign_models(tmp_path: Path, tiny_data: tuple[Path, Path]) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(InputError, match="not a loadable ONNX model"):
+        score_all(corrupt, tiny_data[0], tmp_path / "r.parquet", device="cpu")
+    with pytest.raises(InputError, match="no such model file"):
+        score_all(tmp_path / "absent.onnx", tiny_data[0], tmp_path / "r.parquet")
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_cuda_request_without_cuda_is_clear(tiny_model: Path) -> None:
+    from aerec.score.session import cuda_usable
+
+    if cuda_usable():
+        pytest.skip("this host has a usable CUDA provider")
+    with pytest.raises(InputError, match="--device cuda"):
+        open_session(tiny_model, "cuda")
+
+
+def test_scoring_imports_no_torch() -> None:
+    code = (
+        "import sys, aerec.score.pipeline, aerec.score.cli, aerec.data.split, "
+        "aerec.data.synth, aerec.data.fetch; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
+        "or m.startswith(('aerec.train', 'aerec.export'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from aerec.data.csr import CsrMatrix
+from aerec.data.idmap import IdMap
+from aerec.data.split import split_frame
+from aerec.data.synth import SynthConfig, generate
+from aerec.errors import InputError
+from aerec.train.evaluate import global_mean_baseline, mae, rmse
+from aerec.train.model import ModelConfig
+from aerec.train.trainer import TrainConfig, resolve_device, train_autoencoder
+
+
+def matrices() -> tuple[CsrMatrix, CsrMatrix]:
+    ratings, _ = generate(SynthConfig(users=150, items=60, ratings=3000, seed=2))
+    split = split_frame(ratings, "random:0.1", seed=0)
+    users, items = IdMap.from_ids(split.train["user_id"]), IdMap.from_ids(split.train["item_id"])
+    return (
+        CsrMatrix.from_frame(split.train, users, items),
+        CsrMatrix.from_frame(split.test, users, items),
+    )
+
+
+def run(seed: int = 0, epochs: int = 30):  # type: ignore[no-untyped-def]
+    fit, validation = matrices()
+    config = ModelConfig(n_items=fit.n_cols, hidden=[32, 16])
+    return train_autoencoder(
+        fit,
+        validation,
+        config,
+        TrainConfig(epochs=epochs, batch_size=16, lr=3e-3, seed=seed, patience=100),
+        device="cpu",
+    )
+
+
+def test_loss_goes_down_and_beats_the_mean() -> None:
+    result = run()
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    fit, validation = matrices()
+    best = min(h["val_rmse"] for h in result.history)
+    assert best < global_mean_baseline(fit, validation)["rmse"]
+    assert result.history[result.best_epoch - 1]["val_rmse"] == best
+
+
+def test_same_seed_same_result() -> None:
+    first, again = run(seed=3, epochs=3), run(seed=3, epochs=3)
+    assert [h["val_rmse"] for h in first.history] == [h["val_rmse"] for h in again.history]
+
+
+def test_metric_functions_exact() -> None:
+    predicted, actual = np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])
+    assert rmse(predicted, actual) == pytest.approx(np.sqrt(5 / 3))
+    assert mae(predicted, actual) == pytest.approx(1.0)
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cpu", "cuda")
+    with pytest.raises(InputError):
+        resolve_device("tpu")
