@@ -63,7 +63,9 @@ def drop_duplicate_pairs(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
     width = int(frame["item_id"].max()) + 1
     fits = int(frame["user_id"].abs().max()) * width < 2**62 and int(frame["item_id"].min()) >= 0
     # One int64 key per pair hashes far faster and lighter than a struct of two columns.
-    pair = pl.col("user_id") * width + pl.col("item_id") if fits else pl.struct("user_id", "item_id")
+    pair = (
+        pl.col("user_id") * width + pl.col("item_id") if fits else pl.struct("user_id", "item_id")
+    )
     pairs = frame.select(pair.n_unique()).item()
     duplicates = frame.height - pairs
     if duplicates == 0:
