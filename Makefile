@@ -7,7 +7,6 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 RUN_DIR ?= run
 SYNTH ?= --users 2000 --items 1500 --ratings 150000 --seed 7
-EPOCHS ?= 15
 
 .PHONY: run test lint bench clean
 
@@ -29,7 +28,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 run: $(BIN)/.installed
 	mkdir -p $(RUN_DIR)/data
 	$(BIN)/aerec synth $(SYNTH) --out $(RUN_DIR)/data/ratings.csv
-	$(BIN)/train-model --ratings $(RUN_DIR)/data/ratings.csv --out $(RUN_DIR)/checkpoint --split user-temporal:0.2 --epochs $(EPOCHS)
+	$(BIN)/train-model --ratings $(RUN_DIR)/data/ratings.csv --out $(RUN_DIR)/checkpoint --split user-temporal:0.2
 	$(BIN)/export-onnx --checkpoint $(RUN_DIR)/checkpoint --out $(RUN_DIR)/model.onnx --k 10
 	$(BIN)/score-all --model $(RUN_DIR)/model.onnx --ratings $(RUN_DIR)/data/ratings.csv --out $(RUN_DIR)/recs.parquet
 	$(BIN)/aerec show-recs --recs $(RUN_DIR)/recs.parquet --movies $(RUN_DIR)/data/movies.csv --users 3

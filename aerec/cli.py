@@ -85,6 +85,24 @@ def fetch(name: str, dest: str, base_url: str) -> None:
     click.echo(str(fetch_release(name, dest, base_url)))
 
 
+@group.command()
+@click.option("--checkpoint", required=True, type=click.Path(file_okay=False))
+@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@click.option("--split", "spec", required=True, help="The split the model was trained on.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(
+    checkpoint: str, ratings: str, spec: str, seed: int, k: int, no_baselines: bool, as_json: bool
+) -> None:
+    """Rating and top-k metrics of a checkpoint and the baselines on a held-out split."""
+    from aerec.train.pipeline import evaluate_checkpoint, format_metrics
+
+    metrics = evaluate_checkpoint(checkpoint, ratings, spec, seed, k, not no_baselines)
+    click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics, k))
+
+
 @group.command("show-recs")
 @click.option("--recs", required=True, type=click.Path(dir_okay=False))
 @click.option("--movies", type=click.Path(dir_okay=False), help="u.item, movies.dat or .csv")

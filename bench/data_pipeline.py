@@ -63,22 +63,27 @@ def main() -> None:
     data = OUT / f"synth-{args.users}-{args.items}-{args.ratings}" / "ratings.csv"
     if not data.exists():
         started = time.perf_counter()
-        config = SynthConfig(users=args.users, items=args.items, ratings=args.ratings, seed=0,
-                             half_stars=True)  # fmt: skip
+        config = SynthConfig(
+            users=args.users, items=args.items, ratings=args.ratings, seed=0, half_stars=True
+        )
         write_synthetic(config, data)
         print(f"generated {data} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     child = subprocess.run(
         [sys.executable, __file__, "--child", str(data), "--split", args.split],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(child.stdout)
     size_mb = data.stat().st_size / 1e6
     print(f"file: {data.name}, {size_mb:.0f} MB, {result['ratings']:,} ratings ({args.split})")
     for key in ("read_validate_s", "split_s", "idmap_csr_s", "total_s"):
         print(f"  {key:<16} {result[key]:6.2f}")
     print(f"  peak_rss_gb      {result['peak_rss_gb']:6.2f}")
-    print(f"  targets: total < 30 s: {result['total_s'] < 30}; peak < 4 GB: "
-          f"{result['peak_rss_gb'] < 4}")  # fmt: skip
+    print(
+        f"  targets: total < 30 s: {result['total_s'] < 30}; peak < 4 GB: "
+        f"{result['peak_rss_gb'] < 4}"
+    )
 
 
 if __name__ == "__main__":

@@ -71,3 +71,20 @@ class CsrMatrix:
             row_of = np.repeat(np.arange(len(rows)), lengths)
             out[row_of, self.indices[positions]] = self.data[positions]
         return out
+
+    def transpose(self) -> CsrMatrix:
+        """The same entries with rows and columns swapped (items x users)."""
+        rows = np.repeat(np.arange(self.n_rows, dtype=np.int64), self.row_counts())
+        return CsrMatrix.from_indices(
+            self.indices.astype(np.int64), rows, self.data, self.n_cols, self.n_rows
+        )
+
+    def select(self, keep: np.ndarray) -> CsrMatrix:
+        """The entries where the boolean mask over `data` is true, same shape."""
+        rows = np.repeat(np.arange(self.n_rows, dtype=np.int64), self.row_counts())[keep]
+        return CsrMatrix.from_indices(
+            rows, self.indices[keep], self.data[keep], self.n_rows, self.n_cols
+        )
+
+    def column_counts(self) -> np.ndarray:
+        return np.bincount(self.indices, minlength=self.n_cols)

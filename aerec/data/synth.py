@@ -82,6 +82,7 @@ _NOUNS = (
 _EPOCH_START = 946_684_800  # 2000-01-01
 _EPOCH_END = 1_577_836_800  # 2020-01-01
 _CHUNK = 4_000_000
+TASTE_SHARE = 0.6  # share of a user's ratings drawn from their taste cluster
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,39 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[keep]
 
 
-def _sample_pairs(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (user, item) index pairs, exactly cfg.ratings of them."""
-    popularity = np.cumsum(_power_law(cfg.items, 1.0, 5.0, rng))
+def _draw_items(
+    users: np.ndarray,
+    popularity: np.ndarray,
+    user_cluster: np.ndarray,
+    item_cluster: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """One item per entry of `users`: from the user's taste cluster with probability
+    TASTE_SHARE, else from the whole catalogue, popularity-weighted either way."""
+    items = np.searchsorted(np.cumsum(popularity), rng.random(users.size) * popularity.sum())
+    from_cluster = rng.random(users.size) < TASTE_SHARE
+    for cluster in np.unique(item_cluster):
+        members = np.flatnonzero(item_cluster == cluster)
+        chosen = np.flatnonzero(from_cluster & (user_cluster[users] == cluster))
+        weights = np.cumsum(popularity[members])
+        picks = np.searchsorted(weights, rng.random(chosen.size) * weights[-1])
+        items[chosen] = members[np.minimum(picks, members.size - 1)]
+    return np.minimum(items, popularity.size - 1)
+
+
+def _sample_pairs(
+    cfg: SynthConfig, rng: np.random.Generator, user_factors: np.ndarray, item_factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (user, item) index pairs, exactly cfg.ratings of them.
+
+    Users mostly rate items of their taste cluster (the strongest of their first latent
+    factors), so what a user rated carries signal, as in MovieLens.
+    """
+    popularity = _power_law(cfg.items, 1.0, 5.0, rng)
     activity = _power_law(cfg.users, 1.0, 10.0, rng)
+    clusters = min(cfg.factors, len(_GENRES))
+    user_cluster = np.argmax(user_factors[:, :clusters], axis=1)
+    item_cluster = np.argmax(item_factors[:, :clusters], axis=1)
     cap = max(1, cfg.items // 2)
     keys = np.empty(0, dtype=np.int64)
     for _ in range(20):
@@ -132,8 +162,7 @@ def _sample_pairs(cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarra
             break
         wanted = np.minimum(np.ceil(activity * missing * 1.25).astype(np.int64) + 1, cap)
         users = np.repeat(np.arange(cfg.users, dtype=np.int64), wanted)
-        draws = rng.random(users.size)
-        items = np.minimum(np.searchsorted(popularity, draws), cfg.items - 1)
+        items = _draw_items(users, popularity, user_cluster, item_cluster, rng)
         keys = _sorted_unique(np.concatenate([keys, users * cfg.items + items]))
     else:
         raise InputError(f"synth: could not place {cfg.ratings:,} distinct ratings")
@@ -146,9 +175,9 @@ def _ratings(
     users: np.ndarray,
     items: np.ndarray,
     rng: np.random.Generator,
+    user_factors: np.ndarray,
     item_factors: np.ndarray,
 ) -> np.ndarray:
-    user_factors = rng.normal(0.0, 1.0, (cfg.users, cfg.factors)).astype(np.float32)
     user_bias = rng.normal(0.0, 0.35, cfg.users).astype(np.float32)
     item_bias = rng.normal(0.0, 0.45, cfg.items).astype(np.float32)
     values = np.empty(users.size, dtype=np.float32)
@@ -194,12 +223,13 @@ def generate(cfg: SynthConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     rng = np.random.default_rng(cfg.seed)
     item_ids = 1 + np.sort(rng.choice(2 * cfg.items, size=cfg.items, replace=False))
     item_factors = rng.normal(0.0, 1.0, (cfg.items, cfg.factors)).astype(np.float32)
-    users, items = _sample_pairs(cfg, rng)
+    user_factors = rng.normal(0.0, 1.0, (cfg.users, cfg.factors)).astype(np.float32)
+    users, items = _sample_pairs(cfg, rng, user_factors, item_factors)
     ratings = pl.DataFrame(
         {
             "user_id": users + 1,
             "item_id": item_ids[items],
-            "rating": _ratings(cfg, users, items, rng, item_factors),
+            "rating": _ratings(cfg, users, items, rng, user_factors, item_factors),
             "timestamp": _timestamps(cfg, users, rng),
         },
         schema=RATINGS_SCHEMA,

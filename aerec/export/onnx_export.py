@@ -15,6 +15,7 @@ import torch
 
 from aerec import __version__
 from aerec.atomic import atomic_path
+from aerec.errors import InputError
 from aerec.export.graph import ScoringGraph
 from aerec.modelmeta import META, item_ids_digest
 from aerec.train.checkpoint import load_checkpoint
@@ -70,6 +71,12 @@ def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: in
 def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[str, str]:
     """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata."""
     loaded = load_checkpoint(checkpoint)
+    if loaded.model.config.item_based:
+        raise InputError(
+            f"{checkpoint}: an item-based model (preset {loaded.config.get('preset')}) "
+            "predicts ratings for evaluation and cannot score user vectors; export a "
+            "user-based model such as the default preset"
+        )
     n_items = len(loaded.items)
     graph = ScoringGraph(loaded.model, loaded.items.ids, min(k, n_items)).eval()
     with atomic_path(out) as temporary:

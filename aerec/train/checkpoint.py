@@ -88,8 +88,9 @@ def _plot_history(history: Path, png: Path) -> None:
     left.set_xlabel("epoch")
     left.set_ylabel("train loss")
     right = left.twinx()
-    right.plot(frame["epoch"], frame["val_rmse"], color="tab:orange", label="validation RMSE")
-    right.set_ylabel("validation RMSE")
+    metric = next(c for c in frame.columns if c.startswith("val_"))
+    right.plot(frame["epoch"], frame[metric], color="tab:orange", label=f"validation {metric[4:]}")
+    right.set_ylabel(f"validation {metric[4:]}")
     figure.legend(loc="upper right")
     figure.tight_layout()
     figure.savefig(png, dpi=100)
@@ -126,7 +127,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         items = IdMap.load(directory / ITEMS)
     except Exception as error:
         raise file_error(directory / ITEMS, f"not a valid item table ({error})") from None
-    if len(items) != model_config.n_items:
+    if not model_config.item_based and len(items) != model_config.n_items:
         problem = f"{len(items)} items, config.json says {model_config.n_items}"
         raise file_error(directory / ITEMS, problem)
     metrics_path = directory / METRICS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from aerec.clikit import progress, run, setup_logging
-from aerec.train.pipeline import train_model
+from aerec.train.pipeline import format_metrics, train_model
 from aerec.train.presets import PRESETS
 
 
@@ -34,6 +34,7 @@ from aerec.train.presets import PRESETS
 @click.option(
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
 )
+@click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(
     ratings: str,
@@ -43,11 +44,12 @@ def command(
     epochs: int | None,
     seed: int,
     device: str,
+    no_baselines: bool,
     verbose: bool,
 ) -> None:
     """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
     setup_logging(verbose)
-    train_model(
+    metrics = train_model(
         ratings,
         out,
         split=split,
@@ -56,7 +58,9 @@ def command(
         seed=seed,
         device=device,
         progress=progress,
+        baselines=not no_baselines,
     )
+    click.echo(format_metrics(metrics))
 
 
 def main() -> None:

@@ -1,35 +1,181 @@
-"""Rating-prediction metrics on a held-out split, with same-run baselines."""
+"""Evaluation of a trained model and the same-run baselines on a held-out split.
+
+Nothing of the test side is ever a model input: user vectors come from train only, and
+baselines are tuned on a validation slice carved from train.
+"""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from aerec.data.csr import CsrMatrix
+from aerec.train.baselines import (
+    MAX_ITEMS_FOR_ITEM_ITEM,
+    Biases,
+    ease_block,
+    gram_matrix,
+    item_knn_block,
+    popularity_block,
+)
+from aerec.train.metrics import ScoreBlock, evaluate_ranking, rating_metrics, top_k
 from aerec.train.model import AutoEncoder
-from aerec.train.trainer import predict_observed
+from aerec.train.predict import batches, model_scores, predict_observed
+
+log = logging.getLogger(__name__)
+
+KNN_NEIGHBOURS = (20, 50, 100, 200)
+EASE_REGULARISATION = (50.0, 100.0, 250.0, 500.0, 1000.0)
 
 
-def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((predicted - actual) ** 2)))
+@dataclass(frozen=True)
+class EvalData:
+    """Matrices of one split over the train side's id maps.
+
+    cold_* hold the test ratings dropped from `test` because their user or item is not
+    in train (index -1 where unknown); they are scored only by the bias fallback.
+    """
+
+    train: CsrMatrix
+    test: CsrMatrix
+    fit: CsrMatrix  # train minus the validation slice
+    validation: CsrMatrix
+    cold_rows: np.ndarray
+    cold_cols: np.ndarray
+    cold_ratings: np.ndarray
 
 
-def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
-    return float(np.mean(np.abs(predicted - actual)))
+def model_block(model: AutoEncoder, train: CsrMatrix, device: str = "cpu") -> ScoreBlock:
+    """Dense scores for user rows of `train` (item-based models reconstruct every item)."""
+    if not model.config.item_based:
+        return lambda rows: model_scores(model, train, rows, device)
+    items = train.transpose()
+    full = np.concatenate(
+        [
+            model_scores(model, items, rows, device)
+            for rows in batches(np.arange(items.n_rows), 1024)
+        ]
+    )
+    return lambda rows: full[:, rows].T
 
 
-def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """RMSE and MAE of predictions clipped to the rating scale."""
-    clipped = np.clip(predicted, 0.5, 5.0)
-    return {"rmse": rmse(clipped, actual), "mae": mae(clipped, actual)}
+def predict_test(model: AutoEncoder, train: CsrMatrix, test: CsrMatrix, device: str) -> np.ndarray:
+    """Predicted ratings at the test entries, in test.data order."""
+    if not model.config.item_based:
+        return predict_observed(model, train, test, device)
+    transposed = test.transpose()
+    predicted = predict_observed(model, train.transpose(), transposed, device)
+    # Back from item-major to user-major order: sort the transposed entries by (user, item).
+    users = transposed.indices.astype(np.int64)
+    items = np.repeat(np.arange(transposed.n_rows), transposed.row_counts())
+    return predicted[np.lexsort((items, users))]
 
 
-def evaluate_autoencoder(
-    model: AutoEncoder, train: CsrMatrix, test: CsrMatrix, device: str = "cpu"
-) -> dict[str, float]:
-    """Predict each test rating from the user's training vector only."""
-    return rating_metrics(predict_observed(model, train, test, device), test.data)
+def rating_block(data: EvalData, predicted: np.ndarray, biases: Biases) -> dict[str, float]:
+    """RMSE/MAE on the kept test ratings, and RMSE over all of them with a bias fallback."""
+    metrics = rating_metrics(predicted, data.test.data)
+    fallback = biases.predict(data.cold_rows, data.cold_cols)
+    every = rating_metrics(
+        np.concatenate([predicted, fallback]), np.concatenate([data.test.data, data.cold_ratings])
+    )
+    metrics["rmse_with_cold"] = every["rmse"]
+    metrics["test_ratings_with_cold"] = int(data.test.nnz + data.cold_ratings.size)
+    return metrics
 
 
-def global_mean_baseline(train: CsrMatrix, test: CsrMatrix) -> dict[str, float]:
-    """Every test rating predicted as the training mean."""
-    return rating_metrics(np.full(test.nnz, train.data.mean(), dtype=np.float32), test.data)
+NO_RATINGS = {"rmse": None, "mae": None, "rmse_with_cold": None}
+
+
+def evaluate_model(
+    model: AutoEncoder,
+    data: EvalData,
+    k: int = 10,
+    device: str = "cpu",
+    biases: Biases | None = None,
+) -> dict[str, float | None]:
+    """The model's rating metrics (MSE models) and ranking metrics on the test side."""
+    biases = biases or Biases.fit(data.train)
+    result: dict[str, float | None] = dict(NO_RATINGS)
+    if model.config.likelihood == "mse":
+        result.update(
+            rating_block(data, predict_test(model, data.train, data.test, device), biases)
+        )
+    result.update(
+        evaluate_ranking(model_block(model, data.train, device), data.train, data.test, k)
+    )
+    return result
+
+
+def _tuned(name: str, build, grid, data: EvalData, k: int):  # type: ignore[no-untyped-def]
+    """Pick the grid value with the best validation NDCG (fit -> validation), refit on train."""
+    gram = gram_matrix(data.fit)
+    scores = {
+        value: evaluate_ranking(build(data.fit, value, gram=gram), data.fit, data.validation, k)[
+            f"ndcg@{k}"
+        ]
+        for value in grid
+    }
+    best = max(scores, key=scores.__getitem__)
+    log.info("%s: validation NDCG@%d by setting %s; chose %s", name, k, scores, best)
+    return best, build(data.train, best)
+
+
+def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float | None]]:
+    """Global mean, biases, popularity, item-kNN and EASE on the same split."""
+    biases = Biases.fit(data.train)
+    mean = Biases(biases.mean, np.zeros_like(biases.user), np.zeros_like(biases.item))
+    results: dict[str, dict[str, float | None]] = {}
+    for name, model in (("global_mean", mean), ("biases", biases)):
+        results[name] = rating_block(data, model.predict_entries(data.test), biases)
+        results[name].update(evaluate_ranking(model.score_block, data.train, data.test, k))
+    results["popularity"] = {
+        **NO_RATINGS,
+        **evaluate_ranking(popularity_block(data.train), data.train, data.test, k),
+    }
+    if data.train.n_cols > MAX_ITEMS_FOR_ITEM_ITEM:
+        log.info(
+            "item-kNN and EASE skipped: %d items (limit %d)",
+            data.train.n_cols,
+            MAX_ITEMS_FOR_ITEM_ITEM,
+        )
+        return results
+    for name, build, grid in (
+        ("item_knn", lambda t, v, gram=None: item_knn_block(t, int(v), gram), KNN_NEIGHBOURS),
+        ("ease", lambda t, v, gram=None: ease_block(t, v, gram), EASE_REGULARISATION),
+    ):
+        chosen, block = _tuned(name, build, grid, data, k)
+        results[name] = {
+            **NO_RATINGS,
+            **evaluate_ranking(block, data.train, data.test, k),
+            "tuned": chosen,
+        }
+    return results
+
+
+def leaky_seed_topk_accuracy(model: AutoEncoder, data: EvalData, k: int = 10) -> float | None:
+    """The second seed's "top-k accuracy", reproduced to show why it must not be trusted.
+
+    It feeds each user's train AND test ratings to the model and counts how many of the
+    test items come back in the unmasked top k (divided by min(k, test items)): the
+    answers are part of the input, so an identity-like model scores well.
+    """
+    if model.config.item_based:
+        return None
+    rows_of = [np.repeat(np.arange(m.n_rows), m.row_counts()) for m in (data.train, data.test)]
+    both = CsrMatrix.from_indices(
+        np.concatenate(rows_of),
+        np.concatenate([data.train.indices, data.test.indices]),
+        np.concatenate([data.train.data, data.test.data]),
+        data.train.n_rows,
+        data.train.n_cols,
+    )
+    users = np.flatnonzero(data.test.row_counts())
+    total = 0.0
+    for rows in batches(users, 1024):
+        recommended = top_k(model_scores(model, both, rows), k)
+        tested = data.test.densify(rows) != 0
+        found = tested[np.arange(len(rows))[:, None], recommended].sum(axis=1)
+        total += float((found / np.minimum(data.test.row_counts()[rows], k)).sum())
+    return total / max(len(users), 1)

@@ -1,4 +1,4 @@
-"""The autoencoder: rating vector in, reconstructed rating vector out."""
+"""The autoencoder: a rating vector in, a reconstruction (or item logits) out."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -16,18 +17,29 @@ ACTIVATIONS = {
     "tanh": nn.Tanh,
     "identity": nn.Identity,
 }
+LIKELIHOODS = ("mse", "multinomial")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of an AutoEncoder; stored as config.json beside the weights."""
+    """Shape of an AutoEncoder; stored as config.json beside the weights.
 
-    n_items: int
+    likelihood "mse" reconstructs ratings (masked MSE); "multinomial" (Mult-DAE) reads the
+    L2-normalised set of rated items and outputs logits over all items.
+    item_based models read one item's ratings by all users (I-AutoRec) and cannot score
+    user vectors.
+    """
+
+    n_items: int  # width of the input vector (users, for an item-based model)
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     activation: str = "selu"
     code_dropout: float = 0.0
     input_dropout: float = 0.0
+    input_noise: float = 0.0  # std of Gaussian noise added to observed inputs in training
     output_activation: str = "identity"
+    tied: bool = False
+    likelihood: str = "mse"
+    item_based: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -38,29 +50,50 @@ class ModelConfig:
 
 
 class AutoEncoder(nn.Module):
-    """Encoder layers down to the code, mirrored decoder back to n_items."""
+    """Encoder layers down to the code, a mirrored (optionally tied) decoder back out."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if config.activation not in ACTIVATIONS or config.output_activation not in ACTIVATIONS:
             raise ValueError(f"activations must be among {sorted(ACTIVATIONS)}")
+        if config.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}")
         self.config = config
         sizes = [config.n_items, *config.hidden]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
         reverse = sizes[::-1]
-        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(reverse))
+        if config.tied:
+            self.decoder_bias = nn.ParameterList(nn.Parameter(torch.zeros(b)) for b in reverse[1:])
+        else:
+            self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(reverse))
         self.activation = ACTIVATIONS[config.activation]()
         self.output_activation = ACTIVATIONS[config.output_activation]()
         self.input_dropout = nn.Dropout(config.input_dropout)
         self.code_dropout = nn.Dropout(config.code_dropout)
 
+    def _decoder_layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self.config.tied:
+            weights = [layer.weight.t() for layer in reversed(self.encoder)]
+            return list(zip(weights, self.decoder_bias, strict=True))
+        return [(layer.weight, layer.bias) for layer in self.decoder]
+
+    def prepare(self, ratings: torch.Tensor) -> torch.Tensor:
+        """The model's view of a rating vector (the normalised rated set, for Mult-DAE)."""
+        if self.config.likelihood == "multinomial":
+            return F.normalize((ratings != 0).to(ratings.dtype), dim=1)
+        return ratings
+
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
-        hidden = self.input_dropout(ratings)
+        hidden = self.prepare(ratings)
+        if self.training and self.config.input_noise > 0:
+            hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
+        hidden = self.input_dropout(hidden)
         for layer in self.encoder:
             hidden = self.activation(layer(hidden))
         hidden = self.code_dropout(hidden)
-        for n, layer in enumerate(self.decoder):
-            last = n == len(self.decoder) - 1
-            hidden = layer(hidden)
+        decoder = self._decoder_layers()
+        for n, (weight, bias) in enumerate(decoder):
+            hidden = F.linear(hidden, weight, bias)
+            last = n == len(decoder) - 1
             hidden = self.output_activation(hidden) if last else self.activation(hidden)
         return hidden

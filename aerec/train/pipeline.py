@@ -11,15 +11,48 @@ import polars as pl
 
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
-from aerec.data.split import load_split, split_frame
+from aerec.data.split import Split, load_split, split_frame
 from aerec.errors import InputError
-from aerec.train.checkpoint import save_checkpoint
-from aerec.train.evaluate import evaluate_autoencoder, global_mean_baseline
-from aerec.train.model import ModelConfig
+from aerec.train.checkpoint import load_checkpoint, save_checkpoint
+from aerec.train.evaluate import (
+    EvalData,
+    evaluate_baselines,
+    evaluate_model,
+    leaky_seed_topk_accuracy,
+)
+from aerec.train.model import AutoEncoder
 from aerec.train.presets import PRESETS
-from aerec.train.trainer import Progress, TrainConfig, train_autoencoder
+from aerec.train.trainer import Progress, train_autoencoder
 
 log = logging.getLogger(__name__)
+
+
+def eval_data(split: Split, seed: int, validation_fraction: float = 0.05) -> tuple[EvalData, IdMap]:
+    """The split's matrices over the train side's id maps, and the item map."""
+    users, items = IdMap.from_ids(split.train["user_id"]), IdMap.from_ids(split.train["item_id"])
+    carved = split_frame(split.train, f"random:{validation_fraction}", seed)
+    data = EvalData(
+        train=CsrMatrix.from_frame(split.train, users, items),
+        test=CsrMatrix.from_frame(split.test, users, items),
+        fit=CsrMatrix.from_frame(carved.train, users, items),
+        validation=CsrMatrix.from_frame(carved.test, users, items),
+        cold_rows=users.index(split.cold["user_id"]),
+        cold_cols=items.index(split.cold["item_id"]),
+        cold_ratings=split.cold["rating"].to_numpy(),
+    )
+    return data, items
+
+
+def evaluate_all(
+    model: AutoEncoder, data: EvalData, split: Split, k: int = 10, baselines: bool = True
+) -> dict[str, object]:
+    """metrics.json: test (the model), baselines, the leaky seed metric, split statistics."""
+    metrics: dict[str, object] = {"test": evaluate_model(model, data, k)}
+    if baselines:
+        metrics["baselines"] = evaluate_baselines(data, k)
+    metrics[f"leaky_seed_topk_accuracy@{k}"] = leaky_seed_topk_accuracy(model, data, k)
+    metrics["split"] = split.stats()
+    return metrics
 
 
 def train_model(
@@ -31,52 +64,38 @@ def train_model(
     seed: int = 0,
     device: str = "auto",
     progress: Progress | None = None,
+    baselines: bool = True,
 ) -> dict[str, object]:
-    """Train a model on the split's train side, evaluate on its test side, write a checkpoint.
+    """Train on the split's train side, evaluate on its test side, write a checkpoint.
 
-    The validation slice that drives early stopping is carved from the train side; the
-    test side is only ever a target of evaluation. Returns the metrics written.
+    Early stopping and model selection use a validation slice carved from the train side;
+    the test side is only ever a target of evaluation. Returns the metrics written.
     """
     if preset not in PRESETS:
         raise InputError(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
-    data = load_split(ratings, split, seed)
+    data_split = load_split(ratings, split, seed)
+    stats = data_split.stats()
     log.info(
         "split %s: train %s, test %s, dropped %s",
         split,
-        *(data.stats()[k] for k in ("train", "test", "dropped")),
+        stats["train"],
+        stats["test"],
+        stats["dropped"],
     )
-    carved = split_frame(data.train, "random:0.05", seed)
-    users, items = IdMap.from_ids(data.train["user_id"]), IdMap.from_ids(data.train["item_id"])
-    fit = CsrMatrix.from_frame(carved.train, users, items)
-    validation = CsrMatrix.from_frame(carved.test, users, items)
-    model_config = ModelConfig(
-        n_items=len(items),
-        hidden=list(chosen.hidden),
-        activation=chosen.activation,
-        code_dropout=chosen.code_dropout,
-        input_dropout=chosen.input_dropout,
+    data, items = eval_data(data_split, seed, chosen.validation_fraction)
+    fit, validation = data.fit, data.validation
+    if chosen.model.get("item_based"):
+        fit, validation = fit.transpose(), validation.transpose()
+    train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
+    result = train_autoencoder(
+        fit, validation, chosen.model_config(fit.n_cols), train_config, device, progress
     )
-    train_config = TrainConfig(
-        epochs=chosen.epochs,
-        batch_size=chosen.batch_size,
-        lr=chosen.lr,
-        weight_decay=chosen.weight_decay,
-        seed=seed,
-    )
-    if epochs is not None:
-        train_config = replace(train_config, epochs=epochs)
-    result = train_autoencoder(fit, validation, model_config, train_config, device, progress)
-    train = CsrMatrix.from_frame(data.train, users, items)
-    test = CsrMatrix.from_frame(data.test, users, items)
-    metrics = {
-        "test": evaluate_autoencoder(result.model, train, test),
-        "baselines": {"global_mean": global_mean_baseline(train, test)},
-        "validation": {
-            "rmse": min(h["val_rmse"] for h in result.history),
-            "best_epoch": result.best_epoch,
-        },
-        "split": data.stats(),
+    metrics = evaluate_all(result.model, data, data_split, baselines=baselines)
+    metrics["validation"] = {
+        "metric": result.validation_metric,
+        "best": result.history[result.best_epoch - 1][result.validation_metric],
+        "best_epoch": result.best_epoch,
     }
     history = io.StringIO()
     pl.DataFrame(result.history).write_csv(history)
@@ -84,15 +103,69 @@ def train_model(
         "preset": preset,
         "train": train_config.to_dict(),
         "split": split,
+        "seed": seed,
         "device": result.device,
         "ratings": str(ratings),
     }
     save_checkpoint(out, result.model, items, config, metrics, history.getvalue())
+    test = metrics["test"]
     log.info(
-        "test RMSE %.4f, MAE %.4f (global mean %.4f); checkpoint in %s",
-        metrics["test"]["rmse"],
-        metrics["test"]["mae"],
-        metrics["baselines"]["global_mean"]["rmse"],
+        "test: %s; checkpoint in %s",
+        ", ".join(
+            f"{name} {value:.4f}"
+            for name, value in test.items()  # type: ignore[union-attr]
+            if isinstance(value, float)
+        ),
         out,
     )
     return metrics
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    ratings: str | Path,
+    split: str,
+    seed: int = 0,
+    k: int = 10,
+    baselines: bool = True,
+) -> dict[str, object]:
+    """Evaluate a saved model on a split whose train side has the model's item table."""
+    loaded = load_checkpoint(checkpoint)
+    data_split = load_split(ratings, split, seed)
+    data, items = eval_data(data_split, seed)
+    if not (len(items) == len(loaded.items) and (items.ids == loaded.items.ids).all()):
+        raise InputError(
+            f"{checkpoint}: the model's {len(loaded.items)} items differ from the "
+            f"{len(items)} items of this split's train side; evaluate on the split it was "
+            "trained on"
+        )
+    return evaluate_all(loaded.model, data, data_split, k, baselines)
+
+
+TABLE_COLUMNS = (
+    "rmse",
+    "mae",
+    "precision@{k}",
+    "recall@{k}",
+    "ndcg@{k}",
+    "coverage@{k}",
+    "mean_popularity@{k}",
+)
+
+
+def format_metrics(metrics: dict[str, object], k: int = 10) -> str:
+    """The model and baselines as an aligned text table."""
+    rows = {"model": metrics["test"], **metrics.get("baselines", {})}  # type: ignore[dict-item]
+    names = [c.format(k=k) for c in TABLE_COLUMNS]
+    lines = [f"{'':<12}" + "".join(f"{n:>20}" for n in names)]
+    for label, values in rows.items():
+        cells = [values.get(n) for n in names]  # type: ignore[union-attr]
+        lines.append(
+            f"{label:<12}" + "".join(f"{'-':>20}" if v is None else f"{v:>20.4f}" for v in cells)
+        )
+    leak = metrics.get(f"leaky_seed_topk_accuracy@{k}")
+    if leak is not None:
+        lines.append(
+            f"(leaky) second seed's top-{k} accuracy, test ratings fed as input: {leak:.4f}"
+        )
+    return "\n".join(lines)

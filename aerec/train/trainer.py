@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -13,8 +13,10 @@ import torch
 
 from aerec.data.csr import CsrMatrix
 from aerec.errors import InputError
-from aerec.train.loss import masked_mse
+from aerec.train.loss import masked_mse, multinomial_nll
+from aerec.train.metrics import evaluate_ranking, rmse
 from aerec.train.model import AutoEncoder, ModelConfig
+from aerec.train.predict import batches, model_scores, predict_observed
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,15 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # the optimiser's decay of every parameter
+    l2: float = 0.0  # AutoRec's penalty: l2 * (sum of squared weights), biases exempt
+    optimizer: str = "adam"  # adam | sgd (with momentum)
+    momentum: float = 0.9
+    refeed: bool = False  # DeepRecommender's dense re-feeding: a second step on f(x)
     seed: int = 0
     patience: int = 5
-    validation_fraction: float = 0.05
+    lr_decay: float = 1.0  # multiply the learning rate by this after 3 epochs without gain
+    keep_best: bool = True  # False: keep the last epoch (a refit for a chosen epoch count)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -43,6 +50,7 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     device: str
+    validation_metric: str
 
 
 def resolve_device(device: str) -> str:
@@ -52,35 +60,51 @@ def resolve_device(device: str) -> str:
     cuda = torch.cuda.is_available()
     if device == "cuda" and not cuda:
         raise InputError("--device cuda: torch sees no CUDA device (is the CUDA build installed?)")
-    return "cuda" if device == "auto" and cuda else ("cpu" if device == "auto" else device)
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    return device
 
 
-def batches(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def validation_score(
+    model: AutoEncoder, fit: CsrMatrix, validation: CsrMatrix, device: str
+) -> tuple[str, float]:
+    """RMSE (rating models) or NDCG@10 (ranking models) of the validation slice, from `fit`."""
+    if model.config.likelihood == "mse":
+        predicted = predict_observed(model, fit, validation, device)
+        return "val_rmse", rmse(np.clip(predicted, 0.5, 5.0), validation.data)
+    block = lambda rows: model_scores(model, fit, rows, device)  # noqa: E731
+    return "val_ndcg@10", evaluate_ranking(block, fit, validation, 10)["ndcg@10"]
 
 
-def predict_observed(
-    model: AutoEncoder, inputs: CsrMatrix, targets: CsrMatrix, device: str, batch_size: int = 512
-) -> np.ndarray:
-    """Model predictions at every stored entry of `targets`, in targets.data order."""
-    model.eval()
-    out = np.empty(targets.nnz, dtype=np.float32)
-    rows = np.flatnonzero(targets.row_counts())
-    buffer = np.zeros((batch_size, inputs.n_cols), dtype=np.float32)
-    with torch.no_grad():
-        for block in batches(rows, batch_size):
-            dense = torch.from_numpy(inputs.densify(block, buffer)).to(device)
-            predicted = model(dense).cpu().numpy()
-            for n, row in enumerate(block):
-                start, stop = targets.indptr[row], targets.indptr[row + 1]
-                out[start:stop] = predicted[n, targets.indices[start:stop]]
-    return out
+def _optimizer(model: AutoEncoder, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    raise InputError(f"optimizer {config.optimizer!r}: expected adam or sgd")
 
 
-def rmse_at(model: AutoEncoder, inputs: CsrMatrix, targets: CsrMatrix, device: str) -> float:
-    predicted = predict_observed(model, inputs, targets, device)
-    return float(np.sqrt(np.mean((predicted - targets.data) ** 2)))
+def _step(
+    model: AutoEncoder,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    l2: float,
+) -> float:
+    loss_fn = multinomial_nll if model.config.likelihood == "multinomial" else masked_mse
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(inputs), target)
+    if l2 > 0:
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        loss = loss + l2 * sum(w.pow(2).sum() for w in weights)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def train_autoencoder(
@@ -91,59 +115,64 @@ def train_autoencoder(
     device: str = "auto",
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train on `fit`; after each epoch score `validation` from the `fit` vectors.
+    """Train on the rows of `fit`; after each epoch score `validation` from the `fit` rows.
 
-    The weights of the epoch with the lowest validation RMSE are kept; training stops
-    after `patience` epochs without improvement.
+    The weights of the epoch with the best validation score are kept; training stops after
+    `patience` epochs without improvement.
     """
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = AutoEncoder(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(model, config)
+    scheduler = None
+    if config.lr_decay < 1.0:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.lr_decay, patience=2
+        )
     rows = np.flatnonzero(fit.row_counts())
     buffer = np.zeros((config.batch_size, fit.n_cols), dtype=np.float32)
     history: list[dict[str, float]] = []
-    best = (float("inf"), 0, copy.deepcopy(model.state_dict()))
+    sign = 1.0 if model_config.likelihood == "mse" else -1.0  # RMSE falls, NDCG rises
+    best: tuple[float, int, dict] = (float("inf"), 0, {})
+    metric = "val_rmse"
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
-        order = rng.permutation(rows)
-        steps = batches(order, config.batch_size)
+        steps: Iterable[np.ndarray] = batches(rng.permutation(rows), config.batch_size)
         if progress is not None:
-            n_batches = -(-len(order) // config.batch_size)
-            steps = progress(steps, f"epoch {epoch}/{config.epochs}", n_batches)
+            steps = progress(
+                steps, f"epoch {epoch}/{config.epochs}", -(-len(rows) // config.batch_size)
+            )
         total, count = 0.0, 0
         for block in steps:
             dense = torch.from_numpy(fit.densify(block, buffer)).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = masked_mse(model(dense), dense)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(block)
+            total += _step(model, optimizer, dense, dense, config.l2) * len(block)
             count += len(block)
-        val_rmse = rmse_at(model, fit, validation, device)
+            if config.refeed:
+                refed = model(dense).detach()
+                _step(model, optimizer, refed, refed, config.l2)
+        metric, score = validation_score(model, fit, validation, device)
         seconds = time.perf_counter() - started
         history.append(
-            {
-                "epoch": epoch,
-                "train_loss": total / max(count, 1),
-                "val_rmse": val_rmse,
-                "seconds": seconds,
-            }
+            {"epoch": epoch, "train_loss": total / max(count, 1), metric: score, "seconds": seconds}
         )
         log.info(
-            "epoch %d: train loss %.4f, validation RMSE %.4f (%.1f s)",
+            "epoch %d: train loss %.4f, %s %.4f (%.1f s)",
             epoch,
             total / max(count, 1),
-            val_rmse,
+            metric,
+            score,
             seconds,
         )
-        if val_rmse < best[0]:
-            best = (val_rmse, epoch, copy.deepcopy(model.state_dict()))
+        if scheduler is not None:
+            scheduler.step(sign * score)
+        if sign * score < best[0]:
+            best = (sign * score, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
-    model.load_state_dict(best[2])
+    if config.keep_best:
+        model.load_state_dict(best[2])
     model.eval()
-    return TrainResult(model=model.cpu(), history=history, best_epoch=best[1], device=device)
+    return TrainResult(model.cpu(), history, best[1], device, metric)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -27,3 +29,34 @@ def test_autoencoder_shapes(activation: str) -> None:
 def test_unknown_activation() -> None:
     with pytest.raises(ValueError):
         AutoEncoder(ModelConfig(n_items=3, activation="swish"))
+
+
+def test_multinomial_nll_exact() -> None:
+    from aerec.train.loss import multinomial_nll
+
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
+    target = torch.tensor([[4.0, 0.0, 1.0]])  # rated items 0 and 2, whatever the rating
+    assert multinomial_nll(logits, target).item() == pytest.approx(
+        -(math.log(0.5) + math.log(0.25))
+    )
+
+
+def test_tied_decoder_shares_encoder_weights() -> None:
+    model = AutoEncoder(ModelConfig(n_items=12, hidden=[6, 3], tied=True))
+    names = {name for name, _ in model.named_parameters()}
+    assert not any(name.startswith("decoder.") for name in names)
+    assert model(torch.rand(2, 12)).shape == (2, 12)
+    untied = AutoEncoder(ModelConfig(n_items=12, hidden=[6, 3]))
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in untied.parameters())
+
+
+def test_multinomial_input_is_the_normalised_rated_set() -> None:
+    model = AutoEncoder(ModelConfig(n_items=4, hidden=[2], likelihood="multinomial"))
+    prepared = model.prepare(torch.tensor([[5.0, 0.0, 1.0, 0.0]]))
+    torch.testing.assert_close(prepared, torch.tensor([[1.0, 0.0, 1.0, 0.0]]) / math.sqrt(2))
+
+
+def test_input_noise_only_in_training() -> None:
+    model = AutoEncoder(ModelConfig(n_items=5, hidden=[3], input_noise=0.5)).eval()
+    x = torch.rand(2, 5)
+    torch.testing.assert_close(model(x), model(x))

@@ -6,7 +6,7 @@ from aerec.data.idmap import IdMap
 from aerec.data.split import split_frame
 from aerec.data.synth import SynthConfig, generate
 from aerec.errors import InputError
-from aerec.train.evaluate import global_mean_baseline, mae, rmse
+from aerec.train.metrics import mae, rmse
 from aerec.train.model import ModelConfig
 from aerec.train.trainer import TrainConfig, resolve_device, train_autoencoder
 
@@ -39,7 +39,7 @@ def test_loss_goes_down_and_beats_the_mean() -> None:
     assert losses[-1] < 0.5 * losses[0]
     fit, validation = matrices()
     best = min(h["val_rmse"] for h in result.history)
-    assert best < global_mean_baseline(fit, validation)["rmse"]
+    assert best < rmse(np.full(validation.nnz, fit.data.mean()), validation.data)
     assert result.history[result.best_epoch - 1]["val_rmse"] == best
 
 
@@ -59,3 +59,33 @@ def test_device_resolution() -> None:
     assert resolve_device("auto") in ("cpu", "cuda")
     with pytest.raises(InputError):
         resolve_device("tpu")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"optimizer": "sgd", "lr": 0.01}, {"refeed": True}, {"l2": 1e-3}, {"lr_decay": 0.5}],
+)
+def test_optimiser_options_train(settings: dict) -> None:
+    fit, validation = matrices()
+    config = ModelConfig(n_items=fit.n_cols, hidden=[16], tied=True)
+    result = train_autoencoder(
+        fit, validation, config, TrainConfig(epochs=3, batch_size=32, **settings), "cpu"
+    )
+    losses = [h["train_loss"] for h in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_multinomial_model_selects_on_ndcg() -> None:
+    fit, validation = matrices()
+    config = ModelConfig(n_items=fit.n_cols, hidden=[16], likelihood="multinomial")
+    result = train_autoencoder(fit, validation, config, TrainConfig(epochs=2), "cpu")
+    assert result.validation_metric == "val_ndcg@10"
+    assert 0.0 <= result.history[0]["val_ndcg@10"] <= 1.0
+
+
+def test_unknown_optimizer() -> None:
+    fit, validation = matrices()
+    with pytest.raises(InputError):
+        train_autoencoder(
+            fit, validation, ModelConfig(n_items=fit.n_cols), TrainConfig(optimizer="lbfgs"), "cpu"
+        )

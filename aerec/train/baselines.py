@@ -1,0 +1,108 @@
+"""Same-run baselines: global mean, regularised biases, popularity, item-kNN and EASE.
+
+Each ranking baseline is a score block (user rows of train -> dense item scores), so one
+evaluate_ranking serves the model and every baseline alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from aerec.data.csr import CsrMatrix
+from aerec.train.metrics import ScoreBlock
+from aerec.train.predict import batches
+
+log = logging.getLogger(__name__)
+
+# Item-item baselines hold an n_items x n_items matrix; above this they are skipped.
+MAX_ITEMS_FOR_ITEM_ITEM = 12_000
+
+
+@dataclass(frozen=True)
+class Biases:
+    """Rating = mean + user bias + item bias, fitted by regularised alternating updates."""
+
+    mean: float
+    user: np.ndarray
+    item: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, train: CsrMatrix, reg_user: float = 15.0, reg_item: float = 10.0, iterations: int = 15
+    ) -> Biases:
+        rows = np.repeat(np.arange(train.n_rows), train.row_counts())
+        cols = train.indices
+        mean = float(train.data.mean())
+        user, item = np.zeros(train.n_rows), np.zeros(train.n_cols)
+        for _ in range(iterations):
+            residual = train.data - mean - user[rows]
+            item = np.bincount(cols, residual, train.n_cols) / (
+                reg_item + np.bincount(cols, minlength=train.n_cols)
+            )
+            residual = train.data - mean - item[cols]
+            user = np.bincount(rows, residual, train.n_rows) / (
+                reg_user + np.bincount(rows, minlength=train.n_rows)
+            )
+        return cls(mean, user, item)
+
+    def predict(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Predictions at (row, col); an index of -1 (unknown user or item) adds no bias."""
+        user = np.where(rows >= 0, self.user[np.maximum(rows, 0)], 0.0)
+        item = np.where(cols >= 0, self.item[np.maximum(cols, 0)], 0.0)
+        return self.mean + user + item
+
+    def predict_entries(self, targets: CsrMatrix) -> np.ndarray:
+        rows = np.repeat(np.arange(targets.n_rows), targets.row_counts())
+        return self.predict(rows, targets.indices.astype(np.int64))
+
+    def score_block(self, rows: np.ndarray) -> np.ndarray:
+        return self.mean + self.user[rows, None] + self.item[None, :]
+
+
+def popularity_block(train: CsrMatrix) -> ScoreBlock:
+    """Every user gets the items with the most training ratings."""
+    counts = train.column_counts().astype(np.float64)
+    return lambda rows: np.broadcast_to(counts, (len(rows), train.n_cols))
+
+
+def gram_matrix(train: CsrMatrix) -> np.ndarray:
+    """X^T X of the binary rated-or-not matrix, accumulated over user blocks."""
+    gram = np.zeros((train.n_cols, train.n_cols), dtype=np.float64)
+    for rows in batches(np.arange(train.n_rows), 2048):
+        block = (train.densify(rows) != 0).astype(np.float64)
+        gram += block.T @ block
+    return gram
+
+
+def binary_block(train: CsrMatrix, weights: np.ndarray) -> ScoreBlock:
+    """Scores = binary user rows of train times an item x item weight matrix."""
+    return lambda rows: (train.densify(rows) != 0).astype(np.float64) @ weights
+
+
+def item_knn_block(
+    train: CsrMatrix, neighbours: int = 100, gram: np.ndarray | None = None
+) -> ScoreBlock:
+    """Item-based kNN: cosine similarity on binary ratings, each item's top neighbours kept."""
+    gram = gram_matrix(train) if gram is None else gram
+    norms = np.sqrt(np.diag(gram))
+    similarity = gram / np.maximum(np.outer(norms, norms), 1e-12)
+    np.fill_diagonal(similarity, 0.0)
+    if neighbours < train.n_cols:
+        weakest = np.argpartition(-similarity, neighbours, axis=0)[neighbours:]
+        np.put_along_axis(similarity, weakest, 0.0, axis=0)
+    return binary_block(train, similarity)
+
+
+def ease_block(
+    train: CsrMatrix, regularisation: float = 250.0, gram: np.ndarray | None = None
+) -> ScoreBlock:
+    """EASE (Steck 2019): B = I - P diagMat(1 / diag(P)), P = (X^T X + lambda I)^-1."""
+    gram = (gram_matrix(train) if gram is None else gram).copy()
+    gram[np.diag_indices_from(gram)] += regularisation
+    precision = np.linalg.inv(gram)
+    weights = -precision / np.diag(precision)
+    np.fill_diagonal(weights, 0.0)
+    return binary_block(train, weights)

@@ -1,0 +1,118 @@
+"""train-model and evaluate as functions, for every preset, on tiny synthetic data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_aerec
+
+from aerec.data.split import split_frame
+from aerec.data.synth import SynthConfig, generate, write_synthetic
+from aerec.errors import InputError
+from aerec.export.onnx_export import export_onnx
+from aerec.train.evaluate import leaky_seed_topk_accuracy, predict_test
+from aerec.train.pipeline import eval_data, evaluate_checkpoint, train_model
+from aerec.train.presets import PRESETS
+from aerec.train.trainer import TrainConfig, train_autoencoder
+
+METRIC_KEYS = {"rmse", "mae", "precision@10", "recall@10", "ndcg@10", "coverage@10"}
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_trains_and_reports(
+    preset: str, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    metrics = train_model(
+        tiny_data[0], tmp_path / "ckpt", split="random:0.2", preset=preset, epochs=2, device="cpu"
+    )
+    assert set(metrics["test"]) >= METRIC_KEYS
+    assert {"global_mean", "biases", "popularity", "item_knn", "ease"} <= set(metrics["baselines"])
+    for values in metrics["baselines"].values():
+        assert set(values) >= METRIC_KEYS
+    assert metrics["split"]["train"]["ratings"] > 0
+    rates = PRESETS[preset].model.get("likelihood", "mse") == "mse"
+    assert (metrics["test"]["rmse"] is not None) == rates
+    saved = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
+    assert saved["test"] == pytest.approx(metrics["test"])
+
+
+def test_item_based_model_is_not_exported(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    train_model(
+        tiny_data[0],
+        tmp_path / "ckpt",
+        split="random:0.2",
+        preset="autorec-item",
+        epochs=1,
+        device="cpu",
+        baselines=False,
+    )
+    with pytest.raises(InputError, match="item-based"):
+        export_onnx(tmp_path / "ckpt", tmp_path / "m.onnx")
+
+
+def test_item_based_predictions_in_user_order() -> None:
+    ratings, _ = generate(SynthConfig(users=40, items=30, ratings=500, seed=4))
+    data, _ = eval_data(split_frame(ratings, "random:0.2", 1), seed=1)
+    preset = PRESETS["autorec-item"]
+    fit = data.fit.transpose()
+    model = train_autoencoder(
+        fit,
+        data.validation.transpose(),
+        preset.model_config(fit.n_cols),
+        TrainConfig(epochs=1),
+        "cpu",
+    ).model
+    predicted = predict_test(model, data.train, data.test, "cpu")
+    import torch
+
+    with torch.no_grad():
+        full = model(torch.from_numpy(data.train.transpose().densify(np.arange(30)))).numpy()
+    rows = np.repeat(np.arange(data.test.n_rows), data.test.row_counts())
+    np.testing.assert_allclose(predicted, full[data.test.indices, rows], rtol=1e-5)
+
+
+def test_leaky_metric_rewards_copying_the_input() -> None:
+    """An identity 'model' looks perfect under the seed's protocol and useless without it."""
+    ratings, _ = generate(SynthConfig(users=60, items=40, ratings=900, seed=8))
+    data, _ = eval_data(split_frame(ratings, "random:0.2", 1), seed=1)
+
+    class Identity(torch_module()):
+        config = PRESETS["seed-ml1m"].model_config(40)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return x
+
+    assert leaky_seed_topk_accuracy(Identity(), data, k=10) > 0.6
+
+
+def torch_module():  # type: ignore[no-untyped-def]
+    import torch
+
+    return torch.nn.Module
+
+
+def test_evaluate_checkpoint_and_cli(
+    tiny_checkpoint: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    metrics = evaluate_checkpoint(tiny_checkpoint, tiny_data[0], "user-temporal:0.2", seed=1)
+    saved = json.loads((tiny_checkpoint / "metrics.json").read_text())
+    assert metrics["test"]["ndcg@10"] == pytest.approx(saved["test"]["ndcg@10"])
+    other = tmp_path / "other.csv"
+    write_synthetic(SynthConfig(users=50, items=30, ratings=600, seed=2), other)
+    with pytest.raises(InputError, match="differ"):
+        evaluate_checkpoint(tiny_checkpoint, other, "user-temporal:0.2")
+    result = run_aerec(
+        "evaluate",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--ratings",
+        str(tiny_data[0]),
+        "--split",
+        "user-temporal:0.2",
+        "--seed",
+        "1",
+        "--no-baselines",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ndcg@10" in result.stdout and "model" in result.stdout
