@@ -103,6 +103,97 @@ def evaluate(
     click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics, k))
 
 
+@group.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False))
+@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--movies",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="u.item, movies.dat or movies.csv",
+)
+@click.option("--user", required=True, type=int)
+@click.option("--k", type=click.IntRange(min=1), help="How many (at most the model's k).")
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, device: str) -> None:
+    """One user's highest-rated movies and top recommendations, with titles and genres."""
+    from aerec.score.recommend import recommend_user
+
+    rated, recs = recommend_user(model, ratings, movies, user, k, device)
+    click.echo(f"user {user} rated highly:")
+    for row in rated.iter_rows(named=True):
+        click.echo(f"  {row['rating']:>4g}  {row['title'] or row['item_id']}  [{row['genres']}]")
+    click.echo(f"\nrecommended for user {user}:")
+    for row in recs.iter_rows(named=True):
+        click.echo(
+            f"  {row['rank']:>3}. {row['title'] or row['item_id']}  [{row['genres']}]"
+            f"  (score {row['score']:.2f})"
+        )
+
+
+@group.command()
+@click.option("--model", required=True, type=click.Path(dir_okay=False))
+@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--out-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Publishes DIR/recs.parquet, manifest.json, _SUCCESS; runs in DIR/runs/.",
+)
+@click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
+@click.option(
+    "--keep",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many finished run directories to keep.",
+)
+@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+def nightly(
+    model: str, ratings: str, out_dir: str, k: int | None, keep: int, batch_size: int, device: str
+) -> None:
+    """Score under a lock into a dated run directory, then publish it atomically."""
+    from aerec.score.nightly import nightly as run_nightly
+
+    run_nightly(model, ratings, out_dir, k=k, keep=keep, batch_size=batch_size, device=device)
+
+
+@group.command()
+@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Holds checkpoint/ and model.onnx (promoted) and candidates/.",
+)
+@click.option("--split", default="user-temporal:0.2", show_default=True)
+@click.option("--preset", default="default", show_default=True)
+@click.option(
+    "--tolerance",
+    default=0.01,
+    show_default=True,
+    type=float,
+    help="How much worse the validation metric may be and still be promoted.",
+)
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+def retrain(
+    ratings: str, model_dir: str, split: str, preset: str, tolerance: float, k: int, device: str
+) -> None:
+    """Train and export a candidate model; promote it only if it passes the quality gate."""
+    from aerec.export.retrain import retrain as run_retrain
+
+    outcome = run_retrain(ratings, model_dir, split, preset, tolerance, k, device=device)
+    click.echo(json.dumps(outcome, indent=2))
+
+
 @group.command("show-recs")
 @click.option("--recs", required=True, type=click.Path(dir_okay=False))
 @click.option("--movies", type=click.Path(dir_okay=False), help="u.item, movies.dat or .csv")

@@ -27,13 +27,23 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
-    """A progress bar on an interactive terminal; the plain iterable otherwise."""
+def progress(
+    items: Iterable[T],
+    description: str,
+    total: int | None = None,
+    unit: str = "batch",
+    per_item: int = 1,
+) -> Iterable[T]:
+    """A progress bar on an interactive terminal; the plain iterable otherwise.
+
+    per_item counts each item as that many units (a batch of users as its users).
+    """
     return tqdm(
         items,
         desc=description,
         total=total,
-        unit="batch",
+        unit=unit,
+        unit_scale=per_item,
         leave=False,
         disable=None,
         file=sys.stderr,

@@ -18,7 +18,7 @@ import polars as pl
 
 from aerec.data.schema import ML100K_GENRES, MOVIES_SCHEMA, RATINGS_SCHEMA
 from aerec.data.validate import check_ratings, drop_duplicate_pairs, first_unparsable
-from aerec.errors import file_error
+from aerec.errors import InputError, file_error
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,8 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
     layout = detect_layout(path)
     try:
         frame = _scan(path, layout, as_text=False).collect()
-    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
-        # Typed parsing failed: re-read as text to find and name the offending line.
-        raw = _scan(path, layout, as_text=True).collect()
-        raise first_unparsable(path, raw, layout.has_header) or file_error(
-            path, f"cannot parse: {str(error).splitlines()[0]}"
-        ) from None
     except pl.exceptions.PolarsError as error:
-        raise file_error(path, f"cannot read: {str(error).splitlines()[0]}") from None
+        raise _parse_error(path, layout, error) from None
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise file_error(path, f"missing column(s) {', '.join(missing)}")
@@ -140,6 +134,20 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
         frame = drop_duplicate_pairs(path, frame)
     log.info("read %s: %d ratings (%s layout)", path, frame.height, layout.name)
     return frame
+
+
+def _parse_error(path: Path, layout: Layout, error: Exception) -> InputError:
+    """The clearest one-line error for a file the typed read rejected.
+
+    Re-reads the file as text to name the first field that is not a number; where even
+    that fails (a malformed line), says what the parser said.
+    """
+    try:
+        raw = _scan(path, layout, as_text=True).collect()
+        found = first_unparsable(path, raw, layout.has_header)
+    except pl.exceptions.PolarsError as text_error:
+        error, found = text_error, None
+    return found or file_error(path, f"cannot parse: {str(error).splitlines()[0]}")
 
 
 def read_movies(path: str | Path) -> pl.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from aerec.clikit import progress, run, setup_logging
@@ -59,7 +61,7 @@ def command(
         batch_size=batch_size,
         device=device,
         users=users_file,
-        progress=progress,
+        progress=functools.partial(progress, unit="user", per_item=batch_size),
     )
 
 

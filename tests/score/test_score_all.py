@@ -127,3 +127,18 @@ def test_scoring_imports_no_torch() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_recommend_one_user(tiny_model: Path, tiny_data: tuple[Path, Path]) -> None:
+    from aerec.score.recommend import recommend_user
+
+    ratings = read_ratings(tiny_data[0])
+    user = int(ratings["user_id"][0])
+    rated, recs = recommend_user(tiny_model, tiny_data[0], tiny_data[1], user, k=3, device="cpu")
+    assert recs["rank"].to_list() == [1, 2, 3]
+    assert recs["title"].null_count() == 0 and recs["genres"].null_count() == 0
+    mine = set(ratings.filter(pl.col("user_id") == user)["item_id"])
+    assert not mine & set(recs["item_id"])
+    assert rated["rating"].to_list() == sorted(rated["rating"].to_list(), reverse=True)
+    with pytest.raises(InputError, match="has no ratings"):
+        recommend_user(tiny_model, tiny_data[0], tiny_data[1], -5, device="cpu")

@@ -1,0 +1,151 @@
+"""Accuracy of the presets and the same-run baselines on the MovieLens files in ../shared.
+
+    .venv/bin/python bench/quality.py [--data ../shared/data] [--seeds 5]
+
+Prints Markdown tables (quoted in README) and writes bench/out/quality.json. Every figure
+comes from train sides only: early stopping and baseline tuning use a validation slice
+carved from train; test ratings are only ever targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from aerec.data.split import load_split
+from aerec.train.baselines import Biases
+from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
+from aerec.train.pipeline import eval_data
+from aerec.train.presets import PRESETS
+from aerec.train.trainer import train_autoencoder
+
+OUT = Path(__file__).resolve().parent / "out"
+RANKING_PRESETS = ("default", "autorec-item", "seed-ml1m", "seed-latest", "deeprec")
+
+
+def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = False) -> dict:
+    """Train one preset on one split; its test metrics, seconds per epoch and baselines."""
+    split = load_split(ratings, spec, seed)
+    chosen = PRESETS[preset]
+    data, _ = eval_data(split, seed, chosen.validation_fraction)
+    fit, validation = data.fit, data.validation
+    if chosen.model.get("item_based"):
+        fit, validation = fit.transpose(), validation.transpose()
+    result = train_autoencoder(
+        fit, validation, chosen.model_config(fit.n_cols), replace(chosen.train, seed=seed), "cpu"
+    )
+    epochs = len(result.history)
+    report = {
+        "test": evaluate_model(result.model, data),
+        "seconds_per_epoch": sum(h["seconds"] for h in result.history) / epochs,
+        "epochs": epochs,
+        "best_epoch": result.best_epoch,
+    }
+    if baselines:
+        report["baselines"] = evaluate_baselines(data)
+    else:
+        report["biases"] = rating_block(
+            data, Biases.fit(data.train).predict_entries(data.test), Biases.fit(data.train)
+        )
+    return report
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    ml100k = args.data / "ml-100k" / "u.data"
+    latest = args.data / "ml-latest-small" / "ratings.csv"
+    results: dict[str, object] = {}
+    started = time.perf_counter()
+
+    # 1. ML-100K u1: ranking for the presets, baselines of the same run, RMSE.
+    u1 = "files:u1.base,u1.test"
+    u1_runs = {p: run(ml100k, u1, p, baselines=p == "default") for p in RANKING_PRESETS}
+    results["ml100k_u1"] = u1_runs
+    baselines = u1_runs["default"]["baselines"]
+    print("### ML-100K u1.base/u1.test: top-10 ranking (held-out ratings >= 4) and RMSE\n")
+    print(
+        "| model | NDCG@10 | P@10 | R@10 | coverage@10 | mean popularity | RMSE | RMSE, "
+        "all 20,000 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = [(f"`{p}`", r["test"]) for p, r in u1_runs.items()]
+    rows += [(name.replace("_", "-"), m) for name, m in baselines.items()]
+    for label, m in rows:
+        print(
+            f"| {label} | {fmt(m['ndcg@10'])} | {fmt(m['precision@10'])} | "
+            f"{fmt(m['recall@10'])} | {fmt(m['coverage@10'])} | "
+            f"{fmt(m['mean_popularity@10'], 0)} | {fmt(m['rmse'])} | "
+            f"{fmt(m.get('rmse_with_cold'))} |"
+        )
+    ease = baselines["ease"]["ndcg@10"]
+    print(f"\ndefault NDCG@10 / EASE NDCG@10 = {u1_runs['default']['test']['ndcg@10'] / ease:.3f}")
+
+    # 2. ML-100K five folds: autorec-item RMSE and the bias baseline.
+    folds = {
+        f"u{n}": run(ml100k, f"files:u{n}.base,u{n}.test", "autorec-item") for n in range(1, 6)
+    }
+    results["ml100k_folds"] = folds
+    model_rmse = [f["test"]["rmse"] for f in folds.values()]
+    bias_rmse = [f["biases"]["rmse"] for f in folds.values()]
+    print("\n### ML-100K u1..u5: RMSE of `autorec-item`\n")
+    print("| fold | " + " | ".join(folds) + " | mean |")
+    print("| --- " * (len(folds) + 2) + "|")
+    print(
+        "| `autorec-item` | "
+        + " | ".join(fmt(x) for x in model_rmse)
+        + f" | {fmt(statistics.mean(model_rmse))} |"
+    )
+    print(
+        "| biases | "
+        + " | ".join(fmt(x) for x in bias_rmse)
+        + f" | {fmt(statistics.mean(bias_rmse))} |"
+    )
+
+    # 3. ml-latest-small temporal:0.98 over seeds (188 test ratings).
+    spreads = [run(latest, "temporal:0.98", "autorec-item", seed=s) for s in range(args.seeds)]
+    results["latest_small_temporal"] = spreads
+    values = [r["test"]["rmse"] for r in spreads]
+    bias = spreads[0]["biases"]["rmse"]
+    print(f"\n### ml-latest-small temporal:0.98: RMSE over {args.seeds} seeds\n")
+    print(
+        f"`autorec-item`: mean {statistics.mean(values):.3f}, std "
+        f"{statistics.stdev(values):.3f}, min {min(values):.3f}, max {max(values):.3f}; "
+        f"biases {bias:.3f}"
+    )
+
+    # 4. Seconds per epoch on this machine.
+    latest_default = run(latest, "temporal:0.98", "default")
+    print("\n### Seconds per epoch (CPU)\n")
+    print("| data | `default` | `autorec-item` |")
+    print("| --- | --- | --- |")
+    print(
+        f"| ML-100K u1 | {u1_runs['default']['seconds_per_epoch']:.2f} | "
+        f"{u1_runs['autorec-item']['seconds_per_epoch']:.2f} |"
+    )
+    print(
+        f"| ml-latest-small | {latest_default['seconds_per_epoch']:.2f} | "
+        f"{statistics.mean(r['seconds_per_epoch'] for r in spreads):.2f} |"
+    )
+    results["latest_small_default"] = latest_default
+    OUT.mkdir(exist_ok=True)
+    (OUT / "quality.json").write_text(json.dumps(results, indent=2))
+    print(f"\n(total {time.perf_counter() - started:.0f} s; details in {OUT / 'quality.json'})")
+
+
+if __name__ == "__main__":
+    main()

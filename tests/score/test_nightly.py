@@ -1,0 +1,243 @@
+"""The nightly job: locking, publication, pruning, faults and the downstream contract."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import onnx
+import polars as pl
+import pytest
+
+from aerec.score.lock import LockHeld, run_lock
+from aerec.score.nightly import nightly
+from aerec.score.publish import file_sha256
+from aerec.score.session import open_session
+
+
+def aerec_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aerec", *args]
+
+
+@pytest.fixture()
+def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) -> Path:
+    out = tmp_path / "recs"
+    nightly(tiny_model, tiny_data[0], out, keep=2, device="cpu")
+    return out
+
+
+def test_publishes_and_keeps_last_runs(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert manifest["sha256"] == file_sha256(published / "recs.parquet")
+    assert (published / "_SUCCESS").exists()
+    assert (published / "runs" / manifest["run"] / "recs.parquet").exists()
+    for _ in range(2):
+        nightly(tiny_model, tiny_data[0], published, keep=2, device="cpu")
+    runs = sorted(p.name for p in (published / "runs").iterdir())
+    assert len(runs) == 2 and manifest["run"] not in runs
+    latest = json.loads((published / "manifest.json").read_text())
+    assert latest["run"] == runs[-1]
+
+
+def test_second_run_exits_with_lock_code(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    with run_lock(published / ".lock"):
+        with pytest.raises(LockHeld):
+            nightly(tiny_model, tiny_data[0], published, device="cpu")
+        result = subprocess.run(
+            aerec_cmd(
+                "nightly",
+                "--model",
+                str(tiny_model),
+                "--ratings",
+                str(tiny_data[0]),
+                "--out-dir",
+                str(published),
+                "--device",
+                "cpu",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 75
+    assert "another run holds the lock" in result.stderr.strip().splitlines()[-1]
+
+
+def test_two_runs_started_together(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    command = aerec_cmd(
+        "nightly",
+        "--model",
+        str(tiny_model),
+        "--ratings",
+        str(tiny_data[0]),
+        "--out-dir",
+        str(published),
+        "--device",
+        "cpu",
+    )
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    codes = sorted(run.wait(timeout=120) for run in runs)
+    # Either one ran while the other found the lock, or the first was done before the
+    # second started; never a failure, never both writing at once.
+    assert codes in ([0, 75], [0, 0])
+    assert pl.read_parquet(published / "recs.parquet").height > 0
+
+
+def big_ratings(model: Path, path: Path, users: int) -> Path:
+    """Many users over the model's items, so a run takes long enough to be killed."""
+    _, info, _ = open_session(model, "cpu")
+    rng = np.random.default_rng(0)
+    user = np.repeat(np.arange(1, users + 1), 8)
+    item = rng.choice(info.items.ids, size=user.size)
+    frame = pl.DataFrame({"user_id": user, "item_id": item, "rating": 4.0}).unique(
+        ["user_id", "item_id"]
+    )
+    frame.write_csv(path)
+    return path
+
+
+def test_kill_9_while_writing_leaves_published_table(
+    published: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    before = (published / "recs.parquet").read_bytes()
+    ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
+    run = subprocess.Popen(
+        aerec_cmd(
+            "nightly",
+            "--model",
+            str(tiny_model),
+            "--ratings",
+            str(ratings),
+            "--out-dir",
+            str(published),
+            "--device",
+            "cpu",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    runs_before = {p.name for p in (published / "runs").iterdir()}
+    while time.monotonic() < deadline and run.poll() is None:
+        new = [p for p in (published / "runs").iterdir() if p.name not in runs_before]
+        if new and any(new[0].iterdir()):  # the run's table is being written
+            break
+        time.sleep(0.001)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert (published / "recs.parquet").read_bytes() == before
+    assert pl.read_parquet(published / "recs.parquet").height > 0
+    manifest = nightly(tiny_model, ratings, published, device="cpu")  # no stale lock
+    assert manifest["users"] == 60_000
+
+
+def bad_inputs(tmp_path: Path, tiny_model: Path) -> dict[str, tuple[Path, Path]]:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(tiny_model.read_bytes()[: len(tiny_model.read_bytes()) // 2])
+    mismatched = tmp_path / "mismatched.onnx"
+    proto = onnx.load(str(tiny_model))
+    for prop in proto.metadata_props:
+        if prop.key == "aerec.item_ids":
+            ids = json.loads(prop.value)
+            prop.value = json.dumps(ids[::-1])
+    onnx.save(proto, str(mismatched))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    malformed = tmp_path / "malformed.csv"
+    malformed.write_text("user_id,item_id,rating\n1,2,three\n")
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("user_id,item_id,rating\n1,999999,4\n2,999998,3\n")
+    scale = tmp_path / "scale.csv"
+    scale.write_text("user_id,item_id,rating\n1,2,11\n")
+    good = tmp_path / "good.csv"
+    good.write_text("user_id,item_id,rating\n1,2,4\n")
+    return {
+        "corrupt model": (corrupt, good),
+        "item table mismatch": (mismatched, good),
+        "empty ratings": (tiny_model, empty),
+        "malformed ratings": (tiny_model, malformed),
+        "unknown users only": (tiny_model, unknown),
+        "out-of-range ratings": (tiny_model, scale),
+    }
+
+
+def test_bad_inputs_leave_output_untouched(
+    published: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    before = {
+        p.name: p.read_bytes() for p in published.iterdir() if p.is_file() and p.name != ".lock"
+    }
+    runs_before = sorted(p.name for p in (published / "runs").iterdir())
+    for case, (model, ratings) in bad_inputs(tmp_path, tiny_model).items():
+        result = subprocess.run(
+            aerec_cmd(
+                "nightly",
+                "--model",
+                str(model),
+                "--ratings",
+                str(ratings),
+                "--out-dir",
+                str(published),
+                "--device",
+                "cpu",
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, (case, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("aerec: error: "), (case, last)
+        after = {
+            p.name: p.read_bytes() for p in published.iterdir() if p.is_file() and p.name != ".lock"
+        }
+        assert after == before, case
+        assert sorted(p.name for p in (published / "runs").iterdir()) == runs_before, case
+
+
+def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
+    path = str(published / "recs.parquet")
+    con = duckdb.connect()
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
+    types = {row[0]: row[1] for row in described}
+    assert types == {"user_id": "BIGINT", "rank": "INTEGER", "item_id": "BIGINT", "score": "FLOAT"}
+    rows, users, bad_rank, dupes = con.execute(f"""
+        SELECT count(*), count(DISTINCT user_id),
+               count(*) FILTER (WHERE rank < 1 OR rank > 5),
+               count(*) - count(DISTINCT (user_id, item_id))
+        FROM read_parquet('{path}')""").fetchone()
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert (rows, users, bad_rank, dupes) == (manifest["rows"], manifest["users"], 0, 0)
+    ordered = con.execute(f"""
+        SELECT count(*) FROM (
+          SELECT user_id, rank, lag(user_id) OVER () AS pu, lag(rank) OVER () AS pr
+          FROM read_parquet('{path}'))
+        WHERE pu IS NOT NULL AND (user_id < pu OR (user_id = pu AND rank <= pr))""").fetchone()
+    assert ordered == (0,)
+    meta = dict(
+        con.execute(
+            f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{path}')"
+        ).fetchall()
+    )
+    assert meta["aerec.model_version"] == manifest["model_version"]
+    assert meta["aerec.schema_version"] == "1"
+
+
+def test_downstream_polars_reads_the_contract(published: Path) -> None:
+    recs = pl.read_parquet(published / "recs.parquet")
+    assert recs.equals(recs.sort("user_id", "rank"))
+    assert pl.read_parquet_metadata(published / "recs.parquet")["aerec.k"] == "5"
