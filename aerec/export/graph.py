@@ -26,6 +26,7 @@ class ScoringGraph(nn.Module):
 
     def forward(self, ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         predicted = self.model(ratings)
-        masked = torch.where(ratings != 0, torch.full_like(predicted, float("-inf")), predicted)
+        # where(unrated, score, -inf): one comparison and one select over the wide output
+        masked = torch.where(ratings == 0, predicted, float("-inf"))
         scores, index = torch.topk(masked, self.k, dim=1)
         return scores, self.item_ids[index]

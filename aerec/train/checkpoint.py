@@ -83,12 +83,14 @@ def _plot_history(history: Path, png: Path) -> None:
     except ImportError:
         return
     frame = pl.read_csv(history)
+    metric = next((c for c in frame.columns if c.startswith("val_")), None)
+    if frame.height == 0 or metric is None or "train_loss" not in frame.columns:
+        return
     figure, left = plt.subplots(figsize=(6, 3.5))
     left.plot(frame["epoch"], frame["train_loss"], label="train loss (masked MSE)")
     left.set_xlabel("epoch")
     left.set_ylabel("train loss")
     right = left.twinx()
-    metric = next(c for c in frame.columns if c.startswith("val_"))
     right.plot(frame["epoch"], frame[metric], color="tab:orange", label=f"validation {metric[4:]}")
     right.set_ylabel(f"validation {metric[4:]}")
     figure.legend(loc="upper right")

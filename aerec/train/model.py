@@ -77,19 +77,21 @@ class AutoEncoder(nn.Module):
             return list(zip(weights, self.decoder_bias, strict=True))
         return [(layer.weight, layer.bias) for layer in self.decoder]
 
-    def prepare(self, ratings: torch.Tensor) -> torch.Tensor:
-        """The model's view of a rating vector (the normalised rated set, for Mult-DAE)."""
-        if self.config.likelihood == "multinomial":
-            return F.normalize((ratings != 0).to(ratings.dtype), dim=1)
-        return ratings
-
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
-        hidden = self.prepare(ratings)
+        multinomial = self.config.likelihood == "multinomial"
+        # Mult-DAE reads the rated set scaled to unit length; the scale is applied after the
+        # first layer, x / |x| @ W = (x @ W) / |x|, which saves a pass over the wide input.
+        hidden = (ratings != 0).to(ratings.dtype) if multinomial else ratings
+        if multinomial:
+            scale = torch.rsqrt(torch.clamp(hidden.sum(dim=1, keepdim=True), min=1e-12))
         if self.training and self.config.input_noise > 0:
             hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
         hidden = self.input_dropout(hidden)
-        for layer in self.encoder:
-            hidden = self.activation(layer(hidden))
+        for n, layer in enumerate(self.encoder):
+            if n == 0 and multinomial:
+                hidden = self.activation(F.linear(hidden, layer.weight) * scale + layer.bias)
+            else:
+                hidden = self.activation(layer(hidden))
         hidden = self.code_dropout(hidden)
         decoder = self._decoder_layers()
         for n, (weight, bias) in enumerate(decoder):

@@ -51,9 +51,14 @@ def test_tied_decoder_shares_encoder_weights() -> None:
 
 
 def test_multinomial_input_is_the_normalised_rated_set() -> None:
-    model = AutoEncoder(ModelConfig(n_items=4, hidden=[2], likelihood="multinomial"))
-    prepared = model.prepare(torch.tensor([[5.0, 0.0, 1.0, 0.0]]))
-    torch.testing.assert_close(prepared, torch.tensor([[1.0, 0.0, 1.0, 0.0]]) / math.sqrt(2))
+    """Mult-DAE reads x / |x| of the binary rated set; the model scales after the matmul."""
+    model = AutoEncoder(ModelConfig(n_items=4, hidden=[3], likelihood="multinomial")).eval()
+    ratings = torch.tensor([[5.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    unit = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    unit = unit / unit.norm(dim=1, keepdim=True)
+    encoder, decoder = model.encoder[0], model.decoder[0]
+    expected = decoder(model.activation(encoder(unit)))
+    torch.testing.assert_close(model(ratings), expected)
 
 
 def test_input_noise_only_in_training() -> None:
