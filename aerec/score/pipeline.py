@@ -8,11 +8,12 @@ from pathlib import Path
 
 import polars as pl
 
+from aerec.data.idmap import IdMap
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError, file_error
 from aerec.score.publish import file_sha256, publish_recs
 from aerec.score.scorer import BatchScorer, Progress, score_users
-from aerec.score.vectors import build_user_vectors
+from aerec.score.vectors import UserVectors, build_user_vectors
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,16 @@ def read_user_ids(path: str | Path) -> pl.Series:
     return pl.Series("user_id", [int(line) for line in lines], dtype=pl.Int64)
 
 
+def load_user_vectors(
+    ratings: str | Path, items: IdMap, users: str | Path | None = None
+) -> UserVectors:
+    """The users' vectors over the model's items; the ratings frame is freed on return."""
+    frame = read_ratings(ratings)
+    if users is not None:
+        frame = frame.filter(pl.col("user_id").is_in(read_user_ids(users).implode()))
+    return build_user_vectors(frame, items)
+
+
 def score_all(
     model: str | Path,
     ratings: str | Path,
@@ -49,10 +60,7 @@ def score_all(
     info = scorer.model_info
     if k is not None and k > info.k:
         raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
-    frame = read_ratings(ratings)
-    if users is not None:
-        frame = frame.filter(pl.col("user_id").is_in(read_user_ids(users).implode()))
-    vectors = build_user_vectors(frame, info.items)
+    vectors = load_user_vectors(ratings, info.items, users)
     if vectors.users.ids.size == 0:
         raise file_error(ratings, "no user has a rating of an item the model knows")
     recs = score_users(scorer, vectors, batch_size, progress)
