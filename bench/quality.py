@@ -20,9 +20,8 @@ from pathlib import Path
 from aerec.data.split import load_split
 from aerec.train.baselines import Biases
 from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
-from aerec.train.pipeline import eval_data
+from aerec.train.pipeline import eval_data, fit_preset
 from aerec.train.presets import PRESETS
-from aerec.train.trainer import train_autoencoder
 
 OUT = Path(__file__).resolve().parent / "out"
 RANKING_PRESETS = ("default", "autorec-item", "seed-ml1m", "seed-latest", "deeprec")
@@ -33,18 +32,13 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
     split = load_split(ratings, spec, seed)
     chosen = PRESETS[preset]
     data, _ = eval_data(split, seed, chosen.validation_fraction)
-    fit, validation = data.fit, data.validation
-    if chosen.model.get("item_based"):
-        fit, validation = fit.transpose(), validation.transpose()
-    result = train_autoencoder(
-        fit, validation, chosen.model_config(fit.n_cols), replace(chosen.train, seed=seed), "cpu"
-    )
-    epochs = len(result.history)
+    fitted = fit_preset(data, chosen, replace(chosen.train, seed=seed), "cpu")
     report = {
-        "test": evaluate_model(result.model, data),
-        "seconds_per_epoch": sum(h["seconds"] for h in result.history) / epochs,
-        "epochs": epochs,
-        "best_epoch": result.best_epoch,
+        "test": evaluate_model(fitted.model, data),
+        "seconds_per_epoch": statistics.mean(h["seconds"] for h in fitted.history),
+        "epochs": len(fitted.history),
+        "members": chosen.members,
+        "validation": fitted.validation,
     }
     if baselines:
         report["baselines"] = evaluate_baselines(data)

@@ -19,7 +19,7 @@ import torch
 from aerec.atomic import fsync_dir, make_readable
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
-from aerec.train.model import AutoEncoder, ModelConfig
+from aerec.train.model import ModelConfig, Recommender, build_model
 
 WEIGHTS = "weights.pt"
 CONFIG = "config.json"
@@ -30,7 +30,7 @@ HISTORY = "history.csv"
 
 @dataclass
 class Checkpoint:
-    model: AutoEncoder
+    model: Recommender
     items: IdMap
     config: dict[str, object]
     metrics: dict[str, object]
@@ -38,7 +38,7 @@ class Checkpoint:
 
 def save_checkpoint(
     out: str | Path,
-    model: AutoEncoder,
+    model: Recommender,
     items: IdMap,
     config: dict[str, object],
     metrics: dict[str, object],
@@ -83,6 +83,8 @@ def _plot_history(history: Path, png: Path) -> None:
     except ImportError:
         return
     frame = pl.read_csv(history)
+    if "member" in frame.columns:  # an ensemble: plot its first member
+        frame = frame.filter(pl.col("member") == 0)
     metric = next((c for c in frame.columns if c.startswith("val_")), None)
     if frame.height == 0 or metric is None or "train_loss" not in frame.columns:
         return
@@ -117,7 +119,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         raise file_error(directory / WEIGHTS, f"refused: not plain weights ({first})") from None
     except (RuntimeError, EOFError, OSError) as error:
         raise file_error(directory / WEIGHTS, f"cannot read weights ({error})") from None
-    model = AutoEncoder(model_config)
+    model = build_model(model_config, int(config.get("members", 1)))
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -21,7 +21,7 @@ from aerec.train.baselines import (
     popularity_block,
 )
 from aerec.train.metrics import ScoreBlock, evaluate_ranking, rating_metrics, top_k
-from aerec.train.model import AutoEncoder
+from aerec.train.model import Recommender
 from aerec.train.predict import batches, model_scores, predict_observed
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class EvalData:
     cold_ratings: np.ndarray
 
 
-def model_block(model: AutoEncoder, train: CsrMatrix, device: str = "cpu") -> ScoreBlock:
+def model_block(model: Recommender, train: CsrMatrix, device: str = "cpu") -> ScoreBlock:
     """Dense scores for user rows of `train` (item-based models reconstruct every item)."""
     if not model.config.item_based:
         return lambda rows: model_scores(model, train, rows, device)
@@ -61,7 +61,7 @@ def model_block(model: AutoEncoder, train: CsrMatrix, device: str = "cpu") -> Sc
     return lambda rows: full[:, rows].T
 
 
-def predict_test(model: AutoEncoder, train: CsrMatrix, test: CsrMatrix, device: str) -> np.ndarray:
+def predict_test(model: Recommender, train: CsrMatrix, test: CsrMatrix, device: str) -> np.ndarray:
     """Predicted ratings at the test entries, in test.data order."""
     if not model.config.item_based:
         return predict_observed(model, train, test, device)
@@ -89,7 +89,7 @@ NO_RATINGS = {"rmse": None, "mae": None, "rmse_with_cold": None}
 
 
 def evaluate_model(
-    model: AutoEncoder,
+    model: Recommender,
     data: EvalData,
     k: int = 10,
     device: str = "cpu",
@@ -154,7 +154,7 @@ def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float
     return results
 
 
-def leaky_seed_topk_accuracy(model: AutoEncoder, data: EvalData, k: int = 10) -> float | None:
+def leaky_seed_topk_accuracy(model: Recommender, data: EvalData, k: int = 10) -> float | None:
     """The second seed's "top-k accuracy", reproduced to show why it must not be trusted.
 
     It feeds each user's train AND test ratings to the model and counts how many of the

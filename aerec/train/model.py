@@ -99,3 +99,25 @@ class AutoEncoder(nn.Module):
             last = n == len(decoder) - 1
             hidden = self.output_activation(hidden) if last else self.activation(hidden)
         return hidden
+
+
+class Ensemble(nn.Module):
+    """The mean output of several autoencoders of one shape, trained with different seeds."""
+
+    def __init__(self, members: list[AutoEncoder]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, ratings: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(ratings) for member in self.members]).mean(dim=0)
+
+
+Recommender = AutoEncoder | Ensemble
+
+
+def build_model(config: ModelConfig, members: int = 1) -> Recommender:
+    """One autoencoder, or an ensemble of `members` of them."""
+    if members == 1:
+        return AutoEncoder(config)
+    return Ensemble([AutoEncoder(config) for _ in range(members)])

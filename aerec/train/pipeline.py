@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -20,9 +20,9 @@ from aerec.train.evaluate import (
     evaluate_model,
     leaky_seed_topk_accuracy,
 )
-from aerec.train.model import AutoEncoder
-from aerec.train.presets import PRESETS
-from aerec.train.trainer import Progress, train_autoencoder
+from aerec.train.model import Ensemble, Recommender
+from aerec.train.presets import PRESETS, Preset
+from aerec.train.trainer import Progress, TrainConfig, train_autoencoder, validation_score
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,59 @@ def eval_data(split: Split, seed: int, validation_fraction: float = 0.05) -> tup
     return data, items
 
 
+@dataclass
+class Fitted:
+    """A trained model (an ensemble when the preset has several members) and its record."""
+
+    model: Recommender
+    history: list[dict[str, float]]
+    validation: dict[str, object]
+    device: str
+
+
+def fit_preset(
+    data: EvalData,
+    preset: Preset,
+    train_config: TrainConfig,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> Fitted:
+    """Train the preset's member(s) on data.fit with early stopping on data.validation.
+
+    Member i uses seed train_config.seed + i; an ensemble averages their outputs.
+    """
+    fit, validation = data.fit, data.validation
+    if preset.model.get("item_based"):
+        fit, validation = fit.transpose(), validation.transpose()
+    config = preset.model_config(fit.n_cols)
+    results = [
+        train_autoencoder(
+            fit,
+            validation,
+            config,
+            replace(train_config, seed=train_config.seed + member),
+            device,
+            progress,
+        )
+        for member in range(preset.members)
+    ]
+    history = [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
+    if preset.members == 1:
+        model: Recommender = results[0].model
+        history = results[0].history
+    else:
+        model = Ensemble([r.model for r in results])
+    metric, best = validation_score(model, fit, validation, "cpu")
+    return Fitted(
+        model=model,
+        history=history,
+        validation={"metric": metric, "best": best, "best_epoch": [r.best_epoch for r in results]},
+        device=results[0].device,
+    )
+
+
 def evaluate_all(
-    model: AutoEncoder, data: EvalData, split: Split, k: int = 10, baselines: bool = True
+    model: Recommender, data: EvalData, split: Split, k: int = 10, baselines: bool = True
 ) -> dict[str, object]:
     """metrics.json: test (the model), baselines, the leaky seed metric, split statistics."""
     metrics: dict[str, object] = {"test": evaluate_model(model, data, k)}
@@ -84,30 +135,22 @@ def train_model(
         stats["dropped"],
     )
     data, items = eval_data(data_split, seed, chosen.validation_fraction)
-    fit, validation = data.fit, data.validation
-    if chosen.model.get("item_based"):
-        fit, validation = fit.transpose(), validation.transpose()
     train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
-    result = train_autoencoder(
-        fit, validation, chosen.model_config(fit.n_cols), train_config, device, progress
-    )
-    metrics = evaluate_all(result.model, data, data_split, baselines=baselines)
-    metrics["validation"] = {
-        "metric": result.validation_metric,
-        "best": result.history[result.best_epoch - 1][result.validation_metric],
-        "best_epoch": result.best_epoch,
-    }
+    fitted = fit_preset(data, chosen, train_config, device, progress)
+    metrics = evaluate_all(fitted.model, data, data_split, baselines=baselines)
+    metrics["validation"] = fitted.validation
     history = io.StringIO()
-    pl.DataFrame(result.history).write_csv(history)
+    pl.DataFrame(fitted.history).write_csv(history)
     config = {
         "preset": preset,
+        "members": chosen.members,
         "train": train_config.to_dict(),
         "split": split,
         "seed": seed,
-        "device": result.device,
+        "device": fitted.device,
         "ratings": str(ratings),
     }
-    save_checkpoint(out, result.model, items, config, metrics, history.getvalue())
+    save_checkpoint(out, fitted.model, items, config, metrics, history.getvalue())
     test = metrics["test"]
     log.info(
         "test: %s; checkpoint in %s",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from aerec.data.csr import CsrMatrix
-from aerec.train.model import AutoEncoder
+from aerec.train.model import Recommender
 
 
 def batches(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -17,7 +17,7 @@ def batches(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def model_scores(
-    model: AutoEncoder, inputs: CsrMatrix, rows: np.ndarray, device: str = "cpu"
+    model: Recommender, inputs: CsrMatrix, rows: np.ndarray, device: str = "cpu"
 ) -> np.ndarray:
     """Dense model output [len(rows), n_cols] for the given input rows."""
     model.eval()
@@ -27,7 +27,7 @@ def model_scores(
 
 
 def predict_observed(
-    model: AutoEncoder, inputs: CsrMatrix, targets: CsrMatrix, device: str, batch_size: int = 512
+    model: Recommender, inputs: CsrMatrix, targets: CsrMatrix, device: str, batch_size: int = 512
 ) -> np.ndarray:
     """Model predictions at every stored entry of `targets`, in targets.data order."""
     out = np.empty(targets.nnz, dtype=np.float32)

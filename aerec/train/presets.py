@@ -16,6 +16,7 @@ class Preset:
     train: TrainConfig
     source: str
     validation_fraction: float = 0.05
+    members: int = 1  # above 1: an ensemble of models trained with consecutive seeds
 
     def model_config(self, n_inputs: int) -> ModelConfig:
         return ModelConfig(n_items=n_inputs, **self.model)  # type: ignore[arg-type]
@@ -65,6 +66,7 @@ PRESETS: dict[str, Preset] = {
         },
         train=TrainConfig(epochs=300, batch_size=256, lr=1e-3, l2=1e-3, patience=20),
         source="I-AutoRec (Sedhain et al. 2015): item vectors, 500 sigmoid units, identity "
-        "output, L2 on the weights",
+        "output, L2 on the weights; the mean of 5 models trained with different seeds",
+        members=5,
     ),
 }

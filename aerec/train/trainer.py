@@ -15,7 +15,7 @@ from aerec.data.csr import CsrMatrix
 from aerec.errors import InputError
 from aerec.train.loss import masked_mse, multinomial_nll
 from aerec.train.metrics import evaluate_ranking, rmse
-from aerec.train.model import AutoEncoder, ModelConfig
+from aerec.train.model import AutoEncoder, ModelConfig, Recommender
 from aerec.train.predict import batches, model_scores, predict_observed
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def resolve_device(device: str) -> str:
 
 
 def validation_score(
-    model: AutoEncoder, fit: CsrMatrix, validation: CsrMatrix, device: str
+    model: Recommender, fit: CsrMatrix, validation: CsrMatrix, device: str
 ) -> tuple[str, float]:
     """RMSE (rating models) or NDCG@10 (ranking models) of the validation slice, from `fit`."""
     if model.config.likelihood == "mse":

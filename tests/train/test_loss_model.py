@@ -65,3 +65,15 @@ def test_input_noise_only_in_training() -> None:
     model = AutoEncoder(ModelConfig(n_items=5, hidden=[3], input_noise=0.5)).eval()
     x = torch.rand(2, 5)
     torch.testing.assert_close(model(x), model(x))
+
+
+def test_ensemble_is_the_mean_of_its_members() -> None:
+    from aerec.train.model import Ensemble, build_model
+
+    config = ModelConfig(n_items=6, hidden=[3])
+    ensemble = build_model(config, members=3).eval()
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
+    x = torch.rand(2, 6)
+    expected = sum(member(x) for member in ensemble.members) / 3
+    torch.testing.assert_close(ensemble(x), expected)
+    assert isinstance(build_model(config), AutoEncoder)

@@ -116,3 +116,23 @@ def test_evaluate_checkpoint_and_cli(
     )
     assert result.returncode == 0, result.stderr
     assert "ndcg@10" in result.stdout and "model" in result.stdout
+
+
+def test_ensemble_checkpoint_round_trip(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    from aerec.train.checkpoint import load_checkpoint
+    from aerec.train.model import Ensemble
+
+    metrics = train_model(
+        tiny_data[0],
+        tmp_path / "ckpt",
+        split="random:0.2",
+        preset="autorec-item",
+        epochs=2,
+        device="cpu",
+        baselines=False,
+    )
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert isinstance(loaded.model, Ensemble) and len(loaded.model.members) == 5
+    assert len(metrics["validation"]["best_epoch"]) == 5
+    again = evaluate_checkpoint(tmp_path / "ckpt", tiny_data[0], "random:0.2", baselines=False)
+    assert again["test"]["rmse"] == pytest.approx(metrics["test"]["rmse"])
