@@ -43,6 +43,8 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/score.py
 
 clean:
 	rm -rf $(RUN_DIR) $(VENV)

@@ -8,7 +8,7 @@ import click
 import polars as pl
 
 from aerec import __version__
-from aerec.clikit import run, setup_logging
+from aerec.clikit import device_option, ratings_option, run, setup_logging, verbose_option
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
 from aerec.data.readers import read_movies, read_ratings
 from aerec.data.split import load_split
@@ -19,14 +19,14 @@ from aerec.errors import file_error
 
 @click.group(name="aerec")
 @click.version_option(__version__, prog_name="aerec")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@verbose_option
 def group(verbose: bool) -> None:
     """aerec: a deep-autoencoder movie recommender run as a nightly batch job."""
     setup_logging(verbose)
 
 
 @group.command()
-@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@ratings_option
 @click.option("--split", "spec", help="Also describe each side of this split SPEC.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of a random split.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -87,7 +87,7 @@ def fetch(name: str, dest: str, base_url: str) -> None:
 
 @group.command()
 @click.option("--checkpoint", required=True, type=click.Path(file_okay=False))
-@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@ratings_option
 @click.option("--split", "spec", required=True, help="The split the model was trained on.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
@@ -105,7 +105,7 @@ def evaluate(
 
 @group.command()
 @click.option("--model", required=True, type=click.Path(dir_okay=False))
-@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@ratings_option
 @click.option(
     "--movies",
     required=True,
@@ -114,9 +114,7 @@ def evaluate(
 )
 @click.option("--user", required=True, type=int)
 @click.option("--k", type=click.IntRange(min=1), help="How many (at most the model's k).")
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@device_option
 def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, device: str) -> None:
     """One user's highest-rated movies and top recommendations, with titles and genres."""
     from aerec.score.recommend import recommend_user
@@ -135,7 +133,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 
 @group.command()
 @click.option("--model", required=True, type=click.Path(dir_okay=False))
-@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@ratings_option
 @click.option(
     "--out-dir",
     required=True,
@@ -151,9 +149,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
     help="How many finished run directories to keep.",
 )
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@device_option
 def nightly(
     model: str, ratings: str, out_dir: str, k: int | None, keep: int, batch_size: int, device: str
 ) -> None:
@@ -164,7 +160,7 @@ def nightly(
 
 
 @group.command()
-@click.option("--ratings", required=True, type=click.Path(dir_okay=False))
+@ratings_option
 @click.option(
     "--model-dir",
     required=True,
@@ -181,9 +177,7 @@ def nightly(
     help="How much worse the validation metric may be and still be promoted.",
 )
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@device_option
 def retrain(
     ratings: str, model_dir: str, split: str, preset: str, tolerance: float, k: int, device: str
 ) -> None:

@@ -16,6 +16,23 @@ T = TypeVar("T")
 log = logging.getLogger("aerec")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    type=click.Choice(DEVICES),
+    help="auto: CUDA when usable, else CPU.",
+)
+ratings_option = click.option(
+    "--ratings",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Ratings file of any supported layout.",
+)
+verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -83,8 +83,8 @@ def main() -> None:
         print(
             f"| {label} | {fmt(m['ndcg@10'])} | {fmt(m['precision@10'])} | "
             f"{fmt(m['recall@10'])} | {fmt(m['coverage@10'])} | "
-            f"{fmt(m['mean_popularity@10'], 0)} | {fmt(m['rmse'])} | "
-            f"{fmt(m.get('rmse_with_cold'))} |"
+            f"{fmt(m['mean_popularity@10'], 0)} | {fmt(m['rmse'], 4)} | "
+            f"{fmt(m.get('rmse_with_cold'), 4)} |"
         )
     ease = baselines["ease"]["ndcg@10"]
     print(f"\ndefault NDCG@10 / EASE NDCG@10 = {u1_runs['default']['test']['ndcg@10'] / ease:.3f}")
@@ -101,13 +101,13 @@ def main() -> None:
     print("| --- " * (len(folds) + 2) + "|")
     print(
         "| `autorec-item` | "
-        + " | ".join(fmt(x) for x in model_rmse)
-        + f" | {fmt(statistics.mean(model_rmse))} |"
+        + " | ".join(fmt(x, 4) for x in model_rmse)
+        + f" | {fmt(statistics.mean(model_rmse), 4)} |"
     )
     print(
         "| biases | "
-        + " | ".join(fmt(x) for x in bias_rmse)
-        + f" | {fmt(statistics.mean(bias_rmse))} |"
+        + " | ".join(fmt(x, 4) for x in bias_rmse)
+        + f" | {fmt(statistics.mean(bias_rmse), 4)} |"
     )
 
     # 3. ml-latest-small temporal:0.98 over seeds (188 test ratings).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import run, setup_logging
+from aerec.clikit import run, setup_logging, verbose_option
 from aerec.export.onnx_export import export_onnx
 
 
@@ -28,7 +28,7 @@ from aerec.export.onnx_export import export_onnx
     type=click.IntRange(min=1),
     help="Recommendations per user computed inside the graph.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@verbose_option
 def command(checkpoint: str, out: str, k: int, verbose: bool) -> None:
     """Export the scoring graph (autoencoder, mask rated items, TopK) and verify it."""
     setup_logging(verbose)

@@ -6,7 +6,7 @@ import functools
 
 import click
 
-from aerec.clikit import progress, run, setup_logging
+from aerec.clikit import device_option, progress, ratings_option, run, setup_logging, verbose_option
 from aerec.score.pipeline import score_all
 
 
@@ -17,12 +17,7 @@ from aerec.score.pipeline import score_all
     type=click.Path(dir_okay=False),
     help="ONNX scoring model written by export-onnx.",
 )
-@click.option(
-    "--ratings",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Ratings file of any supported layout.",
-)
+@ratings_option
 @click.option(
     "--out",
     required=True,
@@ -31,16 +26,14 @@ from aerec.score.pipeline import score_all
 )
 @click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@device_option
 @click.option(
     "--users",
     "users_file",
     type=click.Path(dir_okay=False),
     help="Score only the user ids listed in this file, one per line.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@verbose_option
 def command(
     model: str,
     ratings: str,

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import progress, run, setup_logging
+from aerec.clikit import device_option, progress, ratings_option, run, setup_logging, verbose_option
 from aerec.train.pipeline import format_metrics, train_model
 from aerec.train.presets import PRESETS
 
 
 @click.command("train-model")
-@click.option(
-    "--ratings",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Ratings file of any supported layout.",
-)
+@ratings_option
 @click.option(
     "--out",
     required=True,
@@ -31,11 +26,9 @@ from aerec.train.presets import PRESETS
 @click.option("--preset", default="default", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epoch count.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
+@device_option
 @click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@verbose_option
 def command(
     ratings: str,
     out: str,

@@ -20,8 +20,22 @@ from aerec.score.publish import file_sha256
 from aerec.score.session import open_session
 
 
-def aerec_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "aerec", *args]
+def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
+    """The nightly job as cron runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "aerec",
+        "nightly",
+        "--model",
+        str(model),
+        "--ratings",
+        str(ratings),
+        "--out-dir",
+        str(out),
+        "--device",
+        "cpu",
+    ]
 
 
 @pytest.fixture()
@@ -53,17 +67,7 @@ def test_second_run_exits_with_lock_code(
         with pytest.raises(LockHeld):
             nightly(tiny_model, tiny_data[0], published, device="cpu")
         result = subprocess.run(
-            aerec_cmd(
-                "nightly",
-                "--model",
-                str(tiny_model),
-                "--ratings",
-                str(tiny_data[0]),
-                "--out-dir",
-                str(published),
-                "--device",
-                "cpu",
-            ),
+            nightly_cmd(tiny_model, tiny_data[0], published),
             capture_output=True,
             text=True,
             check=False,
@@ -75,17 +79,7 @@ def test_second_run_exits_with_lock_code(
 def test_two_runs_started_together(
     published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
 ) -> None:
-    command = aerec_cmd(
-        "nightly",
-        "--model",
-        str(tiny_model),
-        "--ratings",
-        str(tiny_data[0]),
-        "--out-dir",
-        str(published),
-        "--device",
-        "cpu",
-    )
+    command = nightly_cmd(tiny_model, tiny_data[0], published)
     runs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
     ]
@@ -115,17 +109,7 @@ def test_kill_9_while_writing_leaves_published_table(
     before = (published / "recs.parquet").read_bytes()
     ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
     run = subprocess.Popen(
-        aerec_cmd(
-            "nightly",
-            "--model",
-            str(tiny_model),
-            "--ratings",
-            str(ratings),
-            "--out-dir",
-            str(published),
-            "--device",
-            "cpu",
-        ),
+        nightly_cmd(tiny_model, ratings, published),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -184,17 +168,7 @@ def test_bad_inputs_leave_output_untouched(
     runs_before = sorted(p.name for p in (published / "runs").iterdir())
     for case, (model, ratings) in bad_inputs(tmp_path, tiny_model).items():
         result = subprocess.run(
-            aerec_cmd(
-                "nightly",
-                "--model",
-                str(model),
-                "--ratings",
-                str(ratings),
-                "--out-dir",
-                str(published),
-                "--device",
-                "cpu",
-            ),
+            nightly_cmd(model, ratings, published),
             capture_output=True,
             text=True,
             check=False,

@@ -89,3 +89,23 @@ def test_unknown_optimizer() -> None:
         train_autoencoder(
             fit, validation, ModelConfig(n_items=fit.n_cols), TrainConfig(optimizer="lbfgs"), "cpu"
         )
+
+
+def test_progress_shows_last_epoch_loss_and_validation() -> None:
+    fit, validation = matrices()
+    seen: list[tuple[str, int]] = []
+
+    def progress(steps, description, total):  # type: ignore[no-untyped-def]
+        seen.append((description, total))
+        return steps
+
+    train_autoencoder(
+        fit,
+        validation,
+        ModelConfig(n_items=fit.n_cols, hidden=[8]),
+        TrainConfig(epochs=2, batch_size=50),
+        "cpu",
+        progress,
+    )
+    assert seen[0] == ("epoch 1/2", 3)  # 150 users in batches of 50
+    assert seen[1][0].startswith("epoch 2/2 (last: loss ") and "val_rmse" in seen[1][0]
