@@ -141,9 +141,12 @@ def train_autoencoder(
         started = time.perf_counter()
         steps: Iterable[np.ndarray] = batches(rng.permutation(rows), config.batch_size)
         if progress is not None:
-            last = history[-1] if history else None
-            shown = f" (last: loss {last['train_loss']:.4f}, {metric} {last[metric]:.4f})"
-            description = f"epoch {epoch}/{config.epochs}" + (shown if last else "")
+            description = f"epoch {epoch}/{config.epochs}"
+            if history:
+                last = history[-1]
+                description += (
+                    f" (last: loss {last['train_loss']:.4f}, {metric} {last[metric]:.4f})"
+                )
             steps = progress(steps, description, -(-len(rows) // config.batch_size))
         total, count = 0.0, 0
         for block in steps:
