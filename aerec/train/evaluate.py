@@ -26,6 +26,9 @@ from aerec.train.predict import batches, model_scores, predict_observed
 
 log = logging.getLogger(__name__)
 
+# An item-based model ranks from its whole items x users reconstruction; above this many
+# entries (800 MB of float32) its ranking metrics are skipped.
+MAX_DENSE_ENTRIES = 200_000_000
 KNN_NEIGHBOURS = (20, 50, 100, 200)
 EASE_REGULARISATION = (50.0, 100.0, 250.0, 500.0, 1000.0)
 
@@ -102,6 +105,14 @@ def evaluate_model(
         result.update(
             rating_block(data, predict_test(model, data.train, data.test, device), biases)
         )
+    if model.config.item_based and data.train.n_rows * data.train.n_cols > MAX_DENSE_ENTRIES:
+        log.info(
+            "ranking of the item-based model skipped: its %d x %d reconstruction is too "
+            "large to hold",
+            data.train.n_cols,
+            data.train.n_rows,
+        )
+        return result
     result.update(
         evaluate_ranking(model_block(model, data.train, device), data.train, data.test, k)
     )

@@ -79,12 +79,12 @@ def fit_preset(
         )
         for member in range(preset.members)
     ]
-    history = [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
     if preset.members == 1:
         model: Recommender = results[0].model
         history = results[0].history
     else:
         model = Ensemble([r.model for r in results])
+        history = [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
     metric, best = validation_score(model, fit, validation, "cpu")
     return Fitted(
         model=model,
@@ -175,7 +175,9 @@ def evaluate_checkpoint(
     """Evaluate a saved model on a split whose train side has the model's item table."""
     loaded = load_checkpoint(checkpoint)
     data_split = load_split(ratings, split, seed)
-    data, items = eval_data(data_split, seed)
+    preset = PRESETS.get(str(loaded.config.get("preset")))
+    # The same validation slice as in training, so the baselines are tuned alike.
+    data, items = eval_data(data_split, seed, preset.validation_fraction if preset else 0.05)
     if not (len(items) == len(loaded.items) and (items.ids == loaded.items.ids).all()):
         raise InputError(
             f"{checkpoint}: the model's {len(loaded.items)} items differ from the "

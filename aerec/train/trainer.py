@@ -38,7 +38,6 @@ class TrainConfig:
     seed: int = 0
     patience: int = 5
     lr_decay: float = 1.0  # multiply the learning rate by this after 3 epochs without gain
-    keep_best: bool = True  # False: keep the last epoch (a refit for a chosen epoch count)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -176,7 +175,6 @@ def train_autoencoder(
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
-    if config.keep_best:
-        model.load_state_dict(best[2])
+    model.load_state_dict(best[2])
     model.eval()
     return TrainResult(model.cpu(), history, best[1], device, metric)
