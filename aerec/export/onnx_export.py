@@ -15,7 +15,7 @@ import torch
 
 from aerec import __version__
 from aerec.atomic import atomic_path
-from aerec.errors import InputError
+from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
 from aerec.modelmeta import META, item_ids_digest
 from aerec.train.checkpoint import load_checkpoint
@@ -95,6 +95,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"
         onnx.save(proto, str(temporary))
-        verify_against_torch(temporary, graph, n_items)
+        try:
+            verify_against_torch(temporary, graph, n_items)
+        except (AssertionError, onnx.checker.ValidationError) as error:
+            detail = " ".join(str(error).split())[:300]
+            raise AerecError(f"{out}: verification failed, nothing written ({detail})") from None
     log.info("wrote %s: %d items, k=%d, model version %s", out, n_items, graph.k, version[:12])
     return metadata

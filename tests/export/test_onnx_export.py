@@ -59,3 +59,18 @@ def test_bad_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         export_onnx(tmp_path, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_failed_verification_writes_nothing(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aerec.errors import AerecError
+    from aerec.export import onnx_export
+
+    def disagree(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Not equal to tolerance")
+
+    monkeypatch.setattr(onnx_export, "verify_against_torch", disagree)
+    with pytest.raises(AerecError, match="verification failed"):
+        export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
