@@ -57,7 +57,7 @@ def score_all(
     """Score every user (or those listed in `users`) and publish the top-k table."""
     started = time.perf_counter()
     scorer = BatchScorer(model, device)
-    info = scorer.model_info
+    info = scorer.info
     if k is not None and k > info.k:
         raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
     vectors = load_user_vectors(ratings, info.items, users)

@@ -25,7 +25,7 @@ def recommend_user(
     frame = read_ratings(ratings).filter(pl.col("user_id") == user)
     if frame.height == 0:
         raise InputError(f"{ratings}: user {user} has no ratings")
-    vectors = build_user_vectors(frame, scorer.model_info.items)
+    vectors = build_user_vectors(frame, scorer.info.items)
     if vectors.users.ids.size == 0:
         raise InputError(f"user {user} rated no item the model knows")
     recs = score_users(scorer, vectors, batch_size=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.score.session import ModelInfo, open_session
+from aerec.score.session import open_session
 from aerec.score.vectors import UserVectors
 
 Progress = Callable[[Iterable[np.ndarray], str, int], Iterable[np.ndarray]]
@@ -26,10 +26,6 @@ class BatchScorer:
 
     def __init__(self, model: str | Path, device: str = "auto", threads: int = 0) -> None:
         self.session, self.info, self.provider = open_session(model, device, threads)
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.info
 
     def __call__(self, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, items = self.session.run(["scores", "items"], {"ratings": ratings})

@@ -21,7 +21,7 @@ def scorer(tiny_model: Path) -> BatchScorer:
 )
 @given(data=st.data(), batch=st.integers(1, 9))
 def test_output_invariants(scorer: BatchScorer, data: st.DataObject, batch: int) -> None:
-    ids = scorer.model_info.items.ids.tolist()
+    ids = scorer.info.items.ids.tolist()
     users = data.draw(
         st.dictionaries(
             st.integers(1, 10**9),
@@ -41,8 +41,8 @@ def test_output_invariants(scorer: BatchScorer, data: st.DataObject, batch: int)
         },
         orient="row",
     )
-    recs = score_users(scorer, build_user_vectors(frame, scorer.model_info.items), batch)
-    k = scorer.model_info.k
+    recs = score_users(scorer, build_user_vectors(frame, scorer.info.items), batch)
+    k = scorer.info.k
     for (user,), rows in recs.group_by("user_id"):
         rated = set(users[user])
         assert rows["rank"].to_list() == list(range(1, rows.height + 1))
