@@ -8,7 +8,14 @@ import click
 import polars as pl
 
 from aerec import __version__
-from aerec.clikit import device_option, ratings_option, run, setup_logging, verbose_option
+from aerec.clikit import (
+    device_option,
+    model_option,
+    ratings_option,
+    run,
+    setup_logging,
+    verbose_option,
+)
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
 from aerec.data.readers import read_movies, read_ratings
 from aerec.data.split import load_split
@@ -104,7 +111,7 @@ def evaluate(
 
 
 @group.command()
-@click.option("--model", required=True, type=click.Path(dir_okay=False))
+@model_option
 @ratings_option
 @click.option(
     "--movies",
@@ -132,7 +139,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 
 
 @group.command()
-@click.option("--model", required=True, type=click.Path(dir_okay=False))
+@model_option
 @ratings_option
 @click.option(
     "--out-dir",

@@ -30,6 +30,12 @@ ratings_option = click.option(
     type=click.Path(dir_okay=False),
     help="Ratings file of any supported layout.",
 )
+model_option = click.option(
+    "--model",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="ONNX scoring model written by export-onnx.",
+)
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 
 

@@ -6,17 +6,20 @@ import functools
 
 import click
 
-from aerec.clikit import device_option, progress, ratings_option, run, setup_logging, verbose_option
+from aerec.clikit import (
+    device_option,
+    model_option,
+    progress,
+    ratings_option,
+    run,
+    setup_logging,
+    verbose_option,
+)
 from aerec.score.pipeline import score_all
 
 
 @click.command("score-all")
-@click.option(
-    "--model",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="ONNX scoring model written by export-onnx.",
-)
+@model_option
 @ratings_option
 @click.option(
     "--out",

@@ -37,18 +37,28 @@ def test_every_preset_trains_and_reports(
     assert saved["test"] == pytest.approx(metrics["test"])
 
 
-def test_item_based_model_is_not_exported(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
-    train_model(
+@pytest.fixture(scope="module")
+def autorec(
+    tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
+    """An autorec-item (5-member ensemble) checkpoint and the metrics train-model returned."""
+    out = tmp_path_factory.mktemp("autorec") / "ckpt"
+    metrics = train_model(
         tiny_data[0],
-        tmp_path / "ckpt",
+        out,
         split="random:0.2",
         preset="autorec-item",
-        epochs=1,
+        epochs=2,
         device="cpu",
         baselines=False,
     )
+    return out, metrics
+
+
+def test_item_based_model_is_not_exported(autorec: tuple[Path, dict], tmp_path: Path) -> None:
     with pytest.raises(InputError, match="item-based"):
-        export_onnx(tmp_path / "ckpt", tmp_path / "m.onnx")
+        export_onnx(autorec[0], tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_item_based_predictions_in_user_order() -> None:
@@ -118,21 +128,15 @@ def test_evaluate_checkpoint_and_cli(
     assert "ndcg@10" in result.stdout and "model" in result.stdout
 
 
-def test_ensemble_checkpoint_round_trip(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+def test_ensemble_checkpoint_round_trip(
+    autorec: tuple[Path, dict], tiny_data: tuple[Path, Path]
+) -> None:
     from aerec.train.checkpoint import load_checkpoint
     from aerec.train.model import Ensemble
 
-    metrics = train_model(
-        tiny_data[0],
-        tmp_path / "ckpt",
-        split="random:0.2",
-        preset="autorec-item",
-        epochs=2,
-        device="cpu",
-        baselines=False,
-    )
-    loaded = load_checkpoint(tmp_path / "ckpt")
+    checkpoint, metrics = autorec
+    loaded = load_checkpoint(checkpoint)
     assert isinstance(loaded.model, Ensemble) and len(loaded.model.members) == 5
     assert len(metrics["validation"]["best_epoch"]) == 5
-    again = evaluate_checkpoint(tmp_path / "ckpt", tiny_data[0], "random:0.2", baselines=False)
+    again = evaluate_checkpoint(checkpoint, tiny_data[0], "random:0.2", baselines=False)
     assert again["test"]["rmse"] == pytest.approx(metrics["test"]["rmse"])
