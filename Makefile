@@ -13,7 +13,7 @@ SYNTH ?= --users 2000 --items 1500 --ratings 150000 --seed 7
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	@# torch first, so the package's `torch>=` requirement is already met and pulls nothing.
+	@# torch first, so the train extra's `torch>=` requirement is already met and pulls nothing.
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 		echo "NVIDIA GPU found: installing the CUDA build of torch $(TORCH_VERSION)"; \
 		$(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 		$(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
 		|| $(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url $(TORCH_CPU_INDEX); \
 	fi
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[train,dev]'
 	touch $@
 
 run: $(BIN)/.installed
@@ -33,13 +33,13 @@ run: $(BIN)/.installed
 	$(BIN)/score-all --model $(RUN_DIR)/model.onnx --ratings $(RUN_DIR)/data/ratings.csv --out $(RUN_DIR)/recs.parquet
 	$(BIN)/aerec show-recs --recs $(RUN_DIR)/recs.parquet --movies $(RUN_DIR)/data/movies.csv --users 3
 
-test: $(BIN)/.installed
-	$(BIN)/ruff check aerec tests bench
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check aerec tests bench
 	$(BIN)/ruff format --check aerec tests bench
+	$(BIN)/mypy
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/data_pipeline.py

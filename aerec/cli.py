@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 import polars as pl
@@ -12,6 +13,7 @@ from aerec.clikit import (
     device_option,
     model_option,
     ratings_option,
+    require,
     run,
     setup_logging,
     verbose_option,
@@ -39,7 +41,7 @@ def group(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def describe(ratings: str, spec: str | None, seed: int, as_json: bool) -> None:
     """Descriptive statistics of a ratings file, and of each side of a split."""
-    report: dict[str, object] = describe_ratings(read_ratings(ratings))
+    report: dict[str, Any] = describe_ratings(read_ratings(ratings))
     if spec:
         split = load_split(ratings, spec, seed)
         report["split"] = spec
@@ -51,12 +53,12 @@ def describe(ratings: str, spec: str | None, seed: int, as_json: bool) -> None:
         return
     click.echo(format_description(ratings, report))
     if spec:
-        click.echo(format_description(f"train ({spec})", report["train"]))  # type: ignore[arg-type]
-        click.echo(format_description(f"test ({spec})", report["test"]))  # type: ignore[arg-type]
+        click.echo(format_description(f"train ({spec})", report["train"]))
+        click.echo(format_description(f"test ({spec})", report["test"]))
         dropped = report["dropped"]
         click.echo(
-            f"dropped from test: {dropped['total']:,} ratings "  # type: ignore[index]
-            f"({dropped['cold_user']:,} of users and {dropped['cold_item']:,} of items "  # type: ignore[index]
+            f"dropped from test: {dropped['total']:,} ratings "
+            f"({dropped['cold_user']:,} of users and {dropped['cold_item']:,} of items "
             "absent from train)"
         )
 
@@ -104,6 +106,7 @@ def evaluate(
     checkpoint: str, ratings: str, spec: str, seed: int, k: int, no_baselines: bool, as_json: bool
 ) -> None:
     """Rating and top-k metrics of a checkpoint and the baselines on a held-out split."""
+    require("torch", "train")
     from aerec.train.pipeline import evaluate_checkpoint, format_metrics
 
     metrics = evaluate_checkpoint(checkpoint, ratings, spec, seed, k, not no_baselines)
@@ -161,7 +164,7 @@ def nightly(
     model: str, ratings: str, out_dir: str, k: int | None, keep: int, batch_size: int, device: str
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
-    from aerec.score.nightly import nightly as run_nightly
+    from aerec.jobs.nightly import nightly as run_nightly
 
     run_nightly(model, ratings, out_dir, k=k, keep=keep, batch_size=batch_size, device=device)
 
@@ -189,7 +192,8 @@ def retrain(
     ratings: str, model_dir: str, split: str, preset: str, tolerance: float, k: int, device: str
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
-    from aerec.export.retrain import retrain as run_retrain
+    require("torch", "train")
+    from aerec.jobs.retrain import retrain as run_retrain
 
     outcome = run_retrain(ratings, model_dir, split, preset, tolerance, k, device=device)
     click.echo(json.dumps(outcome, indent=2))

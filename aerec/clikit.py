@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterable
@@ -10,13 +11,13 @@ from typing import NoReturn, TypeVar
 import click
 from tqdm import tqdm
 
-from aerec.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, AerecError
+from aerec.contracts import DEVICES, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
+from aerec.errors import AerecError, InputError
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
 
 
-DEVICES = ("auto", "cpu", "cuda")
 device_option = click.option(
     "--device",
     default="auto",
@@ -37,6 +38,14 @@ model_option = click.option(
     help="ONNX scoring model written by export-onnx.",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+
+def require(module: str, extra: str) -> None:
+    """Fail with one line when an optional dependency of this command is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise InputError(
+            f"this command needs {module}, which is not installed: pip install 'aerec[{extra}]'"
+        )
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -96,4 +105,4 @@ def run(command: click.Command) -> NoReturn:
         log.debug("internal error", exc_info=True)
         click.echo(f"{name}: internal error: {type(error).__name__}: {error}", err=True)
         sys.exit(EXIT_INTERNAL)
-    sys.exit(0)
+    sys.exit(EXIT_OK)

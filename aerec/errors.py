@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_BAD_INPUT = 2
-EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
+from aerec.contracts import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED
 
 
 class AerecError(Exception):
@@ -18,6 +15,12 @@ class InputError(AerecError):
     """Bad usage or bad input: a file that is missing, empty or malformed."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class LockHeld(AerecError):
+    """Another run holds the lock (exit code 75, EX_TEMPFAIL: try later)."""
+
+    exit_code = EXIT_LOCKED
 
 
 def file_error(path: object, problem: str, line: int | None = None) -> InputError:

@@ -16,11 +16,12 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from aerec.data.split import load_split
 from aerec.train.baselines import Biases
 from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
-from aerec.train.pipeline import eval_data, fit_preset
+from aerec.train.pipeline import build_for_preset, eval_data
 from aerec.train.presets import PRESETS
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -32,9 +33,10 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
     split = load_split(ratings, spec, seed)
     chosen = PRESETS[preset]
     data, _ = eval_data(split, seed, chosen.validation_fraction)
-    fitted = fit_preset(data, chosen, replace(chosen.train, seed=seed), "cpu")
+    model = build_for_preset(chosen, data.fit)
+    fitted = model.fit(data.fit, data.validation, replace(chosen.train, seed=seed), "cpu")
     report = {
-        "test": evaluate_model(fitted.model, data),
+        "test": evaluate_model(model, data),
         "seconds_per_epoch": statistics.mean(h["seconds"] for h in fitted.history),
         "epochs": len(fitted.history),
         "members": chosen.members,
@@ -63,7 +65,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     ml100k = args.data / "ml-100k" / "u.data"
     latest = args.data / "ml-latest-small" / "ratings.csv"
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}
     started = time.perf_counter()
 
     # 1. ML-100K u1: ranking for the presets, baselines of the same run, RMSE.

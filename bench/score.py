@@ -47,10 +47,10 @@ def child_score_all(model: str, ratings: str, out: str, batch: int) -> dict:
         started = time.perf_counter()
         result = original(self, ratings_block)
         inside["seconds"] += time.perf_counter() - started
-        inside["users"] += len(ratings_block)
+        inside["users"] += ratings_block.n_rows
         return result
 
-    scorer_module.BatchScorer.__call__ = timed
+    scorer_module.BatchScorer.__call__ = timed  # type: ignore[method-assign]
     started = time.perf_counter()
     manifest = score_all(model, ratings, out, batch_size=batch, device="cpu")
     seconds = time.perf_counter() - started
@@ -81,7 +81,7 @@ def child_torch_eager(checkpoint: str, ratings: str, out: str, batch: int, k: in
         for start in range(0, matrix.n_rows, batch):
             rows = np.arange(start, min(start + batch, matrix.n_rows))
             dense = torch.from_numpy(matrix.densify(rows))
-            scores = loaded.model(dense).masked_fill(dense != 0, float("-inf"))
+            scores = loaded.model.network(dense).masked_fill(dense != 0, float("-inf"))
             top, index = torch.topk(scores, k, dim=1)
             frames.append(
                 pd.DataFrame(
@@ -152,15 +152,15 @@ def prepare_synthetic(work: Path) -> tuple[Path, Path, Path]:
     from aerec.data.synth import SynthConfig, write_synthetic
     from aerec.export.onnx_export import export_onnx
     from aerec.train.checkpoint import save_checkpoint
-    from aerec.train.model import AutoEncoder
     from aerec.train.presets import PRESETS
+    from aerec.train.recommender import recommender_for
 
     users, items, count = SYNTH
     ratings = OUT / f"synth-{users}-{items}-{count}" / "ratings.csv"
     if not ratings.exists():
         write_synthetic(SynthConfig(users, items, count, seed=0, half_stars=True), ratings)
     item_map = IdMap.from_ids(pl.scan_csv(ratings).select("movieId").unique().collect().to_series())
-    model = AutoEncoder(PRESETS["default"].model_config(len(item_map))).eval()
+    model = recommender_for(PRESETS["default"].model_config(len(item_map)))
     checkpoint = work / "synthetic-checkpoint"
     save_checkpoint(checkpoint, model, item_map, {"preset": "default (untrained)"}, {}, "epoch\n")
     export_onnx(checkpoint, work / "synthetic.onnx", k=10)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from aerec.data.idmap import IdMap
+
+
+def batches(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive slices of `rows` of at most `size` entries."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,14 @@ class CsrMatrix:
         if (rows < 0).any() or (cols < 0).any():
             raise ValueError("ratings hold ids missing from the id maps")
         return cls.from_indices(rows, cols, frame["rating"].to_numpy(), len(users), len(items))
+
+    def row_slice(self, start: int, stop: int) -> CsrMatrix:
+        """Rows start..stop-1 as a matrix of their own (views of this one's arrays)."""
+        indptr = self.indptr[start : stop + 1]
+        first, last = int(indptr[0]), int(indptr[-1])
+        return CsrMatrix(
+            indptr - first, self.indices[first:last], self.data[first:last], self.n_cols
+        )
 
     def densify(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Dense [len(rows), n_cols] float32 block of the given rows, written into `out`."""

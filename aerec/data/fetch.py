@@ -10,9 +10,10 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aerec.atomic import atomic_path
 from aerec.errors import AerecError, InputError
+from aerec.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class FetchError(AerecError):
     """The download failed or did not verify (exit code 1)."""
 
 
-def _open(url: str, timeout: float):  # type: ignore[no-untyped-def]
+def _open(url: str, timeout: float) -> Any:
     try:
         return urllib.request.urlopen(url, timeout=timeout)
     except (urllib.error.URLError, OSError) as error:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from aerec.contracts import Dropped, SideStats, SplitStats
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError
 
@@ -55,28 +56,28 @@ class Split:
     test: pl.DataFrame
     cold: pl.DataFrame  # test ratings dropped because their user or item is not in train
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> SplitStats:
         unknown_user = ~self.cold["user_id"].is_in(self.train["user_id"].unique().implode())
         cold_users = int(unknown_user.sum())
-        return {
-            "spec": self.spec,
-            "train": side_stats(self.train),
-            "test": side_stats(self.test),
-            "dropped": {
-                "total": self.cold.height,
-                "cold_user": cold_users,
-                "cold_item": self.cold.height - cold_users,
-            },
-        }
+        return SplitStats(
+            spec=self.spec,
+            train=side_stats(self.train),
+            test=side_stats(self.test),
+            dropped=Dropped(
+                total=self.cold.height,
+                cold_user=cold_users,
+                cold_item=self.cold.height - cold_users,
+            ),
+        )
 
 
-def side_stats(frame: pl.DataFrame) -> dict[str, int]:
+def side_stats(frame: pl.DataFrame) -> SideStats:
     """Ratings, users and items of one frame."""
-    return {
-        "ratings": frame.height,
-        "users": frame["user_id"].n_unique(),
-        "items": frame["item_id"].n_unique(),
-    }
+    return SideStats(
+        ratings=frame.height,
+        users=frame["user_id"].n_unique(),
+        items=frame["item_id"].n_unique(),
+    )
 
 
 def _separate_cold(spec: str, train: pl.DataFrame, test: pl.DataFrame) -> Split:
@@ -117,8 +118,8 @@ def split_frame(frame: pl.DataFrame, spec: str, seed: int = 0) -> Split:
     # user-temporal: each user's latest floor(F * n) ratings; ties broken by item id.
     ordered = frame.sort(["user_id", "timestamp", "item_id"])
     position = pl.int_range(pl.len()).over("user_id")
-    n_test = (pl.len().over("user_id") * parsed.fraction).floor().cast(pl.Int64)
-    later = position >= pl.len().over("user_id") - n_test
+    per_user_test = (pl.len().over("user_id") * parsed.fraction).floor().cast(pl.Int64)
+    later = position >= pl.len().over("user_id") - per_user_test
     marked = ordered.with_columns(later.alias("_test"))
     return _separate_cold(
         spec,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
+    values = counts.to_numpy()
     return {
-        "min": int(counts.min()),
-        "median": float(counts.median()),
-        "mean": round(float(counts.mean()), 2),
-        "max": int(counts.max()),
+        "min": int(values.min()),
+        "median": float(np.median(values)),
+        "mean": round(float(values.mean()), 2),
+        "max": int(values.max()),
     }
 
 
@@ -22,7 +25,7 @@ def _iso(seconds: int | None) -> str | None:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def describe_ratings(frame: pl.DataFrame) -> dict[str, object]:
+def describe_ratings(frame: pl.DataFrame) -> dict[str, Any]:
     """Counts, rating histogram, time range and ratings per user and per item."""
     users = frame["user_id"].n_unique()
     items = frame["item_id"].n_unique()
@@ -33,29 +36,29 @@ def describe_ratings(frame: pl.DataFrame) -> dict[str, object]:
         "users": users,
         "items": items,
         "density": round(frame.height / (users * items), 6),
-        "mean_rating": round(float(frame["rating"].mean()), 4),
+        "mean_rating": round(float(frame.select(pl.col("rating").mean()).item()), 4),
         "histogram": {f"{r:g}": n for r, n in histogram.iter_rows()},
         "time_range": {
-            "first": _iso(timestamps.min() if len(timestamps) else None),
-            "last": _iso(timestamps.max() if len(timestamps) else None),
+            "first": _iso(int(timestamps.to_numpy().min()) if len(timestamps) else None),
+            "last": _iso(int(timestamps.to_numpy().max()) if len(timestamps) else None),
         },
         "per_user": _distribution(frame.group_by("user_id").len()["len"]),
         "per_item": _distribution(frame.group_by("item_id").len()["len"]),
     }
 
 
-def format_description(title: str, stats: dict[str, object]) -> str:
+def format_description(title: str, stats: dict[str, Any]) -> str:
     """Readable multi-line rendering of describe_ratings output."""
     lines = [
         f"{title}: {stats['ratings']:,} ratings, {stats['users']:,} users, "
         f"{stats['items']:,} items (density {stats['density']:.4%}, mean {stats['mean_rating']})",
-        "  ratings histogram: " + ", ".join(f"{r}: {n:,}" for r, n in stats["histogram"].items()),  # type: ignore[attr-defined]
-        f"  time range: {stats['time_range']['first']} .. {stats['time_range']['last']}",  # type: ignore[index]
+        "  ratings histogram: " + ", ".join(f"{r}: {n:,}" for r, n in stats["histogram"].items()),
+        f"  time range: {stats['time_range']['first']} .. {stats['time_range']['last']}",
     ]
     for side in ("per_user", "per_item"):
         d = stats[side]
         lines.append(
-            f"  ratings {side.replace('_', ' ')}: min {d['min']}, median {d['median']:g}, "  # type: ignore[index]
-            f"mean {d['mean']}, max {d['max']}"  # type: ignore[index]
+            f"  ratings {side.replace('_', ' ')}: min {d['min']}, median {d['median']:g}, "
+            f"mean {d['mean']}, max {d['max']}"
         )
     return "\n".join(lines)

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.atomic import atomic_path
 from aerec.data.schema import ML100K_GENRES, RATINGS_SCHEMA
 from aerec.errors import InputError
+from aerec.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

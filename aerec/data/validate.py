@@ -60,8 +60,13 @@ def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool) -> None:
 
 def drop_duplicate_pairs(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
     """Keep the latest rating of each (user, item) pair and warn with the count dropped."""
-    width = int(frame["item_id"].max()) + 1
-    fits = int(frame["user_id"].abs().max()) * width < 2**62 and int(frame["item_id"].min()) >= 0
+    largest_item, smallest_item, largest_user = frame.select(
+        pl.col("item_id").max().alias("largest_item"),
+        pl.col("item_id").min().alias("smallest_item"),
+        pl.col("user_id").abs().max().alias("largest_user"),
+    ).row(0)
+    width = int(largest_item) + 1
+    fits = int(largest_user) * width < 2**62 and int(smallest_item) >= 0
     # One int64 key per pair hashes far faster and lighter than a struct of two columns.
     pair = (
         pl.col("user_id") * width + pl.col("item_id") if fits else pl.struct("user_id", "item_id")

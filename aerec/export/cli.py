@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import run, setup_logging, verbose_option
-from aerec.export.onnx_export import export_onnx
+from aerec.clikit import require, run, setup_logging, verbose_option
 
 
 @click.command("export-onnx")
@@ -32,6 +31,9 @@ from aerec.export.onnx_export import export_onnx
 def command(checkpoint: str, out: str, k: int, verbose: bool) -> None:
     """Export the scoring graph (autoencoder, mask rated items, TopK) and verify it."""
     setup_logging(verbose)
+    require("torch", "train")
+    from aerec.export.onnx_export import export_onnx
+
     export_onnx(checkpoint, out, k)
 
 

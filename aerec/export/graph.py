@@ -6,8 +6,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from aerec.train.model import Recommender
-
 
 class ScoringGraph(nn.Module):
     """ratings [batch, n_items] -> (scores [batch, k], items [batch, k] external ids).
@@ -16,7 +14,9 @@ class ScoringGraph(nn.Module):
     unrated item; rows with fewer than k unrated items carry -inf scores the scorer drops.
     """
 
-    def __init__(self, model: Recommender, item_ids: np.ndarray, k: int) -> None:
+    item_ids: torch.Tensor
+
+    def __init__(self, model: nn.Module, item_ids: np.ndarray, k: int) -> None:
         super().__init__()
         if not 1 <= k <= len(item_ids):
             raise ValueError(f"k={k} must lie between 1 and the {len(item_ids)} items")

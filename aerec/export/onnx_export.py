@@ -14,10 +14,10 @@ import onnxruntime as ort
 import torch
 
 from aerec import __version__
-from aerec.atomic import atomic_path
+from aerec.contracts import GRAPH_INPUT, GRAPH_OUTPUTS, MODEL_META, item_ids_digest
 from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
-from aerec.modelmeta import META, item_ids_digest
+from aerec.io.atomic import atomic_path
 from aerec.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,13 @@ def _trace(graph: ScoringGraph, n_items: int, path: Path) -> None:
             (example,),
             dynamo=True,
             opset_version=OPSET,
-            input_names=["ratings"],
-            output_names=["scores", "items"],
-            dynamic_shapes={"ratings": {0: batch}},
+            input_names=[GRAPH_INPUT],
+            output_names=list(GRAPH_OUTPUTS),
+            dynamic_shapes={GRAPH_INPUT: {0: batch}},
             verbose=False,
         )
+    if program is None:
+        raise AerecError("torch.onnx.export returned no program")
     program.save(str(path))
 
 
@@ -56,7 +58,7 @@ def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: in
     onnx.checker.check_model(str(path), full_check=True)
     batch = _example_batch(n_items, 8, seed)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    scores, items = session.run(["scores", "items"], {"ratings": batch})
+    scores, items = session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: batch})
     with torch.no_grad():
         want_scores, want_items = (t.numpy() for t in graph(torch.from_numpy(batch)))
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
@@ -71,26 +73,24 @@ def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: in
 def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[str, str]:
     """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata."""
     loaded = load_checkpoint(checkpoint)
-    if loaded.model.config.item_based:
-        raise InputError(
-            f"{checkpoint}: an item-based model (preset {loaded.config.get('preset')}) "
-            "predicts ratings for evaluation and cannot score user vectors; export a "
-            "user-based model such as the default preset"
-        )
+    try:
+        module = loaded.model.scoring_module()
+    except InputError as error:
+        raise InputError(f"{checkpoint}: preset {loaded.config.get('preset')}: {error}") from None
     n_items = len(loaded.items)
-    graph = ScoringGraph(loaded.model, loaded.items.ids, min(k, n_items)).eval()
+    graph = ScoringGraph(module, loaded.items.ids, min(k, n_items)).eval()
     with atomic_path(out) as temporary:
         _trace(graph, n_items, temporary)
         proto = onnx.load(str(temporary))
         version = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
         metadata = {
-            META["version"]: version,
-            META["n_items"]: str(n_items),
-            META["k"]: str(graph.k),
-            META["item_ids"]: json.dumps(loaded.items.ids.tolist(), separators=(",", ":")),
-            META["item_ids_sha256"]: item_ids_digest(loaded.items.ids),
-            META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
-            META["aerec_version"]: __version__,
+            MODEL_META["version"]: version,
+            MODEL_META["n_items"]: str(n_items),
+            MODEL_META["k"]: str(graph.k),
+            MODEL_META["item_ids"]: json.dumps(loaded.items.ids.tolist(), separators=(",", ":")),
+            MODEL_META["item_ids_sha256"]: item_ids_digest(loaded.items.ids),
+            MODEL_META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
+            MODEL_META["aerec_version"]: __version__,
         }
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"

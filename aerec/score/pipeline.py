@@ -8,11 +8,12 @@ from pathlib import Path
 
 import polars as pl
 
+from aerec.contracts import InputRecord, Manifest, Progress
 from aerec.data.idmap import IdMap
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError, file_error
 from aerec.score.publish import file_sha256, publish_recs
-from aerec.score.scorer import BatchScorer, Progress, score_users
+from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import UserVectors, build_user_vectors
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def score_all(
     device: str = "auto",
     users: str | Path | None = None,
     progress: Progress | None = None,
-) -> dict[str, object]:
+) -> Manifest:
     """Score every user (or those listed in `users`) and publish the top-k table."""
     started = time.perf_counter()
     scorer = BatchScorer(model, device)
@@ -63,21 +64,15 @@ def score_all(
     vectors = load_user_vectors(ratings, info.items, users)
     if vectors.users.ids.size == 0:
         raise file_error(ratings, "no user has a rating of an item the model knows")
-    recs = score_users(scorer, vectors, batch_size, progress)
-    if k is not None:
-        recs = recs.filter(pl.col("rank") <= k)
-    manifest = publish_recs(
-        recs,
-        out,
-        info.version,
-        k or info.k,
-        {
-            "input": {"path": str(ratings), "sha256": file_sha256(ratings)},
-            "provider": scorer.provider,
-            "users_skipped": vectors.users_without_known_items,
-            "unknown_item_ratings": vectors.unknown_item_ratings,
-        },
+    run = Manifest(
+        k=k or info.k,
+        model_version=info.version,
+        input=InputRecord(path=str(ratings), sha256=file_sha256(ratings)),
+        provider=scorer.provider,
+        users_skipped=vectors.users_without_known_items,
+        unknown_item_ratings=vectors.unknown_item_ratings,
     )
+    manifest = publish_recs(score_users(scorer, vectors, batch_size, k, progress), out, run)
     seconds = time.perf_counter() - started
     log.info(
         "scored %d users in %.1f s (%.0f users/s) on %s",

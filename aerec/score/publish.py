@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
-from aerec.atomic import atomic_path, write_text_atomic
+from aerec.contracts import (
+    MANIFEST_FILE,
+    RECS_META,
+    SCHEMA_VERSION,
+    SUCCESS_FILE,
+    Manifest,
+)
+from aerec.io.atomic import atomic_path, write_text_atomic
+from aerec.io.sinks import ParquetFileSink
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = "1"
-MANIFEST = "manifest.json"
-SUCCESS = "_SUCCESS"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -27,38 +32,51 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def publish_recs(
-    recs: pl.DataFrame, out: str | Path, model_version: str, k: int, extra: dict[str, object]
-) -> dict[str, object]:
-    """Replace `out` atomically, then manifest.json, then write _SUCCESS; return the manifest.
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Atomically replace DIR/manifest.json."""
+    write_text_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
-    _SUCCESS is removed first, so between the two replacements a reader that waits for
-    _SUCCESS never pairs the new table with the old manifest.
+
+def read_manifest(directory: Path) -> Manifest:
+    manifest: Manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    return manifest
+
+
+def publish_recs(batches: Iterable[pl.DataFrame], out: str | Path, run: Manifest) -> Manifest:
+    """Write the batches' rows to `out` atomically, then manifest.json, then _SUCCESS.
+
+    `run` holds what the caller knows of the run (model_version and k at least); the
+    table's own fields are added. _SUCCESS is removed first, so between the two
+    replacements a reader that waits for _SUCCESS never pairs the new table with the old
+    manifest.
     """
     out = Path(out)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     metadata = {
-        "aerec.model_version": model_version,
-        "aerec.k": str(k),
-        "aerec.generated_at": generated,
-        "aerec.schema_version": SCHEMA_VERSION,
+        RECS_META["model_version"]: run["model_version"],
+        RECS_META["k"]: str(run["k"]),
+        RECS_META["generated_at"]: generated,
+        RECS_META["schema_version"]: SCHEMA_VERSION,
     }
-    (out.parent / SUCCESS).unlink(missing_ok=True)
+    (out.parent / SUCCESS_FILE).unlink(missing_ok=True)
     with atomic_path(out) as temporary:
-        recs.write_parquet(temporary, metadata=metadata, statistics=True)
+        sink = ParquetFileSink(temporary, metadata)
+        for rows in batches:
+            sink.write(rows)
+        written = sink.close()
         digest = file_sha256(temporary)
-    manifest = {
-        "file": out.name,
-        "rows": recs.height,
-        "users": recs["user_id"].n_unique(),
-        "k": k,
-        "sha256": digest,
-        "model_version": model_version,
-        "generated_at": generated,
-        "schema_version": SCHEMA_VERSION,
-        **extra,
-    }
-    write_text_atomic(out.parent / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    write_text_atomic(out.parent / SUCCESS, "")
-    log.info("published %s: %d rows for %d users", out, manifest["rows"], manifest["users"])
+    manifest = Manifest(
+        file=out.name,
+        rows=written.rows,
+        users=written.users,
+        k=run["k"],
+        sha256=digest,
+        model_version=run["model_version"],
+        generated_at=generated,
+        schema_version=SCHEMA_VERSION,
+    )
+    manifest.update(run)
+    write_manifest(out.parent, manifest)
+    write_text_atomic(out.parent / SUCCESS_FILE, "")
+    log.info("published %s: %d rows for %d users", out, written.rows, written.users)
     return manifest

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from aerec.contracts import DEVICES, MODEL_META, item_ids_digest
 from aerec.data.idmap import IdMap
 from aerec.errors import InputError, file_error
-from aerec.modelmeta import META, item_ids_digest
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +58,22 @@ def _providers(device: str) -> list[str]:
 def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     """Parse and check the aerec metadata; refuse a model whose item table does not match."""
     meta = session.get_modelmeta().custom_metadata_map
-    missing = [key for key in META.values() if key not in meta]
+    missing = [key for key in MODEL_META.values() if key not in meta]
     if missing:
         raise file_error(path, f"not an aerec scoring model (metadata lacks {missing[0]})")
-    ids = np.asarray(json.loads(meta[META["item_ids"]]), dtype=np.int64)
-    if item_ids_digest(ids) != meta[META["item_ids_sha256"]]:
+    ids = np.asarray(json.loads(meta[MODEL_META["item_ids"]]), dtype=np.int64)
+    if item_ids_digest(ids) != meta[MODEL_META["item_ids_sha256"]]:
         raise file_error(path, "item table does not match its recorded sha256")
     width = session.get_inputs()[0].shape[1]
-    if len(ids) != int(meta[META["n_items"]]) or (isinstance(width, int) and width != len(ids)):
+    if len(ids) != int(meta[MODEL_META["n_items"]]) or (
+        isinstance(width, int) and width != len(ids)
+    ):
         raise file_error(path, f"item table holds {len(ids)} items, the graph takes {width}")
     return ModelInfo(
-        version=meta[META["version"]],
-        k=int(meta[META["k"]]),
+        version=meta[MODEL_META["version"]],
+        k=int(meta[MODEL_META["k"]]),
         items=IdMap(ids),
-        metrics=json.loads(meta[META["metrics"]]),
+        metrics=json.loads(meta[MODEL_META["metrics"]]),
     )
 
 
@@ -93,7 +95,7 @@ def open_session(
     path = Path(path)
     if not path.is_file():
         raise file_error(path, "no such model file")
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aerec.data.csr import CsrMatrix
+from aerec.data.csr import CsrMatrix, batches
 from aerec.train.metrics import ScoreBlock
-from aerec.train.predict import batches
 
 log = logging.getLogger(__name__)
 

@@ -13,35 +13,39 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from aerec.atomic import fsync_dir, make_readable
+from aerec.contracts import (
+    CHECKPOINT_CONFIG,
+    CHECKPOINT_HISTORY,
+    CHECKPOINT_ITEMS,
+    CHECKPOINT_METRICS,
+    CHECKPOINT_PLOT,
+    CHECKPOINT_WEIGHTS,
+    Metrics,
+)
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
-from aerec.train.model import ModelConfig, Recommender, build_model
-
-WEIGHTS = "weights.pt"
-CONFIG = "config.json"
-ITEMS = "items.parquet"
-METRICS = "metrics.json"
-HISTORY = "history.csv"
+from aerec.io.atomic import fsync_dir, make_readable
+from aerec.train.recommender import Recommender, recommender_from
 
 
 @dataclass
 class Checkpoint:
     model: Recommender
     items: IdMap
-    config: dict[str, object]
-    metrics: dict[str, object]
+    config: dict[str, Any]
+    metrics: Metrics
 
 
 def save_checkpoint(
     out: str | Path,
     model: Recommender,
     items: IdMap,
-    config: dict[str, object],
-    metrics: dict[str, object],
+    config: dict[str, Any],
+    metrics: Metrics,
     history_csv: str,
 ) -> Path:
     """Write the checkpoint into a fresh directory, then swap it in for `out`."""
@@ -50,13 +54,13 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     make_readable(staging)
     try:
-        torch.save(model.state_dict(), staging / WEIGHTS)
-        full = {"model": model.config.to_dict(), **config}
-        (staging / CONFIG).write_text(json.dumps(full, indent=2) + "\n")
-        items.save(staging / ITEMS)
-        (staging / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        (staging / HISTORY).write_text(history_csv)
-        _plot_history(staging / HISTORY, staging / "training.png")
+        torch.save(model.network.state_dict(), staging / CHECKPOINT_WEIGHTS)
+        full = {**model.describe(), **config}
+        (staging / CHECKPOINT_CONFIG).write_text(json.dumps(full, indent=2) + "\n")
+        items.save(staging / CHECKPOINT_ITEMS)
+        (staging / CHECKPOINT_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        (staging / CHECKPOINT_HISTORY).write_text(history_csv)
+        _plot_history(staging / CHECKPOINT_HISTORY, staging / CHECKPOINT_PLOT)
         for path in staging.iterdir():
             with path.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -104,36 +108,41 @@ def _plot_history(history: Path, png: Path) -> None:
 def load_checkpoint(directory: str | Path) -> Checkpoint:
     """Load a checkpoint, refusing pickled payloads and weights that do not fit the config."""
     directory = Path(directory)
-    for name in (WEIGHTS, CONFIG, ITEMS):
+    for name in (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG, CHECKPOINT_ITEMS):
         if not (directory / name).is_file():
             raise file_error(directory / name, "missing from the checkpoint directory")
     try:
-        config = json.loads((directory / CONFIG).read_text())
-        model_config = ModelConfig.from_dict(config["model"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise file_error(directory / CONFIG, f"not a valid model config ({error})") from None
+        config = json.loads((directory / CHECKPOINT_CONFIG).read_text())
+        model = recommender_from(config)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise file_error(
+            directory / CHECKPOINT_CONFIG, f"not a valid model config ({error})"
+        ) from None
     try:
-        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
+        state = torch.load(directory / CHECKPOINT_WEIGHTS, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         first = str(error).splitlines()[0]
-        raise file_error(directory / WEIGHTS, f"refused: not plain weights ({first})") from None
+        raise file_error(
+            directory / CHECKPOINT_WEIGHTS, f"refused: not plain weights ({first})"
+        ) from None
     except (RuntimeError, EOFError, OSError) as error:
-        raise file_error(directory / WEIGHTS, f"cannot read weights ({error})") from None
-    model = build_model(model_config, int(config.get("members", 1)))
+        raise file_error(directory / CHECKPOINT_WEIGHTS, f"cannot read weights ({error})") from None
     try:
-        model.load_state_dict(state)
+        model.network.load_state_dict(state)
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:200]
         problem = f"weights do not match config.json: {detail}"
-        raise file_error(directory / WEIGHTS, problem) from None
-    model.eval()
+        raise file_error(directory / CHECKPOINT_WEIGHTS, problem) from None
+    model.network.eval()
     try:
-        items = IdMap.load(directory / ITEMS)
+        items = IdMap.load(directory / CHECKPOINT_ITEMS)
     except Exception as error:
-        raise file_error(directory / ITEMS, f"not a valid item table ({error})") from None
-    if not model_config.item_based and len(items) != model_config.n_items:
-        problem = f"{len(items)} items, config.json says {model_config.n_items}"
-        raise file_error(directory / ITEMS, problem)
-    metrics_path = directory / METRICS
+        raise file_error(
+            directory / CHECKPOINT_ITEMS, f"not a valid item table ({error})"
+        ) from None
+    if model.reads_user_rows and len(items) != model.config.n_items:
+        problem = f"{len(items)} items, config.json says {model.config.n_items}"
+        raise file_error(directory / CHECKPOINT_ITEMS, problem)
+    metrics_path = directory / CHECKPOINT_METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return Checkpoint(model=model, items=items, config=config, metrics=metrics)

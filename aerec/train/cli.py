@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import device_option, progress, ratings_option, run, setup_logging, verbose_option
-from aerec.train.pipeline import format_metrics, train_model
+from aerec.clikit import (
+    device_option,
+    progress,
+    ratings_option,
+    require,
+    run,
+    setup_logging,
+    verbose_option,
+)
 from aerec.train.presets import PRESETS
 
 
@@ -42,6 +49,9 @@ def command(
 ) -> None:
     """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
     setup_logging(verbose)
+    require("torch", "train")
+    from aerec.train.pipeline import format_metrics, train_model
+
     metrics = train_model(
         ratings,
         out,

@@ -7,11 +7,13 @@ baselines are tuned on a validation slice carved from train.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from aerec.data.csr import CsrMatrix
+from aerec.contracts import MetricValues
+from aerec.data.csr import CsrMatrix, batches
 from aerec.train.baselines import (
     MAX_ITEMS_FOR_ITEM_ITEM,
     Biases,
@@ -21,14 +23,11 @@ from aerec.train.baselines import (
     popularity_block,
 )
 from aerec.train.metrics import ScoreBlock, evaluate_ranking, rating_metrics, top_k
-from aerec.train.model import Recommender
-from aerec.train.predict import batches, model_scores, predict_observed
+from aerec.train.predict import model_scores
+from aerec.train.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
-# An item-based model ranks from its whole items x users reconstruction; above this many
-# entries (800 MB of float32) its ranking metrics are skipped.
-MAX_DENSE_ENTRIES = 200_000_000
 KNN_NEIGHBOURS = (20, 50, 100, 200)
 EASE_REGULARISATION = (50.0, 100.0, 250.0, 500.0, 1000.0)
 
@@ -50,35 +49,9 @@ class EvalData:
     cold_ratings: np.ndarray
 
 
-def model_block(model: Recommender, train: CsrMatrix, device: str = "cpu") -> ScoreBlock:
-    """Dense scores for user rows of `train` (item-based models reconstruct every item)."""
-    if not model.config.item_based:
-        return lambda rows: model_scores(model, train, rows, device)
-    items = train.transpose()
-    full = np.concatenate(
-        [
-            model_scores(model, items, rows, device)
-            for rows in batches(np.arange(items.n_rows), 1024)
-        ]
-    )
-    return lambda rows: full[:, rows].T
-
-
-def predict_test(model: Recommender, train: CsrMatrix, test: CsrMatrix, device: str) -> np.ndarray:
-    """Predicted ratings at the test entries, in test.data order."""
-    if not model.config.item_based:
-        return predict_observed(model, train, test, device)
-    transposed = test.transpose()
-    predicted = predict_observed(model, train.transpose(), transposed, device)
-    # Back from item-major to user-major order: sort the transposed entries by (user, item).
-    users = transposed.indices.astype(np.int64)
-    items = np.repeat(np.arange(transposed.n_rows), transposed.row_counts())
-    return predicted[np.lexsort((items, users))]
-
-
-def rating_block(data: EvalData, predicted: np.ndarray, biases: Biases) -> dict[str, float]:
+def rating_block(data: EvalData, predicted: np.ndarray, biases: Biases) -> MetricValues:
     """RMSE/MAE on the kept test ratings, and RMSE over all of them with a bias fallback."""
-    metrics = rating_metrics(predicted, data.test.data)
+    metrics: MetricValues = dict(rating_metrics(predicted, data.test.data))
     fallback = biases.predict(data.cold_rows, data.cold_cols)
     every = rating_metrics(
         np.concatenate([predicted, fallback]), np.concatenate([data.test.data, data.cold_ratings])
@@ -101,25 +74,20 @@ def evaluate_model(
     """The model's rating metrics (MSE models) and ranking metrics on the test side."""
     biases = biases or Biases.fit(data.train)
     result: dict[str, float | None] = dict(NO_RATINGS)
-    if model.config.likelihood == "mse":
-        result.update(
-            rating_block(data, predict_test(model, data.train, data.test, device), biases)
-        )
-    if model.config.item_based and data.train.n_rows * data.train.n_cols > MAX_DENSE_ENTRIES:
-        log.info(
-            "ranking of the item-based model skipped: its %d x %d reconstruction is too "
-            "large to hold",
-            data.train.n_cols,
-            data.train.n_rows,
-        )
-        return result
-    result.update(
-        evaluate_ranking(model_block(model, data.train, device), data.train, data.test, k)
-    )
+    if model.predicts_ratings:
+        result.update(rating_block(data, model.predict(data.train, data.test, device), biases))
+    block = model.score_block(data.train, device)
+    if block is not None:
+        result.update(evaluate_ranking(block, data.train, data.test, k))
     return result
 
 
-def _tuned(name: str, build, grid, data: EvalData, k: int):  # type: ignore[no-untyped-def]
+BuildBlock = Callable[..., ScoreBlock]  # (train, setting, gram=None) -> a score block
+
+
+def _tuned(
+    name: str, build: BuildBlock, grid: Sequence[float], data: EvalData, k: int
+) -> tuple[float, ScoreBlock]:
     """Pick the grid value with the best validation NDCG (fit -> validation), refit on train."""
     gram = gram_matrix(data.fit)
     scores = {
@@ -172,7 +140,7 @@ def leaky_seed_topk_accuracy(model: Recommender, data: EvalData, k: int = 10) ->
     test items come back in the unmasked top k (divided by min(k, test items)): the
     answers are part of the input, so an identity-like model scores well.
     """
-    if model.config.item_based:
+    if not model.reads_user_rows:
         return None
     rows_of = [np.repeat(np.arange(m.n_rows), m.row_counts()) for m in (data.train, data.test)]
     both = CsrMatrix.from_indices(
@@ -185,7 +153,7 @@ def leaky_seed_topk_accuracy(model: Recommender, data: EvalData, k: int = 10) ->
     users = np.flatnonzero(data.test.row_counts())
     total = 0.0
     for rows in batches(users, 1024):
-        recommended = top_k(model_scores(model, both, rows), k)
+        recommended = top_k(model_scores(model.network, both, rows), k)
         tested = data.test.densify(rows) != 0
         found = tested[np.arange(len(rows))[:, None], recommended].sum(axis=1)
         total += float((found / np.minimum(data.test.row_counts()[rows], k)).sum())

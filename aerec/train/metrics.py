@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aerec.data.csr import CsrMatrix
-from aerec.train.predict import batches
+from aerec.data.csr import CsrMatrix, batches
 
 POSITIVE = 4.0
 ScoreBlock = Callable[[np.ndarray], np.ndarray]  # user rows -> dense scores [rows, n_items]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
+from aerec.contracts import Metrics, Progress
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.data.split import Split, load_split, split_frame
@@ -20,9 +21,8 @@ from aerec.train.evaluate import (
     evaluate_model,
     leaky_seed_topk_accuracy,
 )
-from aerec.train.model import Ensemble, Recommender
 from aerec.train.presets import PRESETS, Preset
-from aerec.train.trainer import Progress, TrainConfig, train_autoencoder, validation_score
+from aerec.train.recommender import Recommender, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -43,62 +43,17 @@ def eval_data(split: Split, seed: int, validation_fraction: float = 0.05) -> tup
     return data, items
 
 
-@dataclass
-class Fitted:
-    """A trained model (an ensemble when the preset has several members) and its record."""
-
-    model: Recommender
-    history: list[dict[str, float]]
-    validation: dict[str, object]
-    device: str
-
-
-def fit_preset(
-    data: EvalData,
-    preset: Preset,
-    train_config: TrainConfig,
-    device: str = "auto",
-    progress: Progress | None = None,
-) -> Fitted:
-    """Train the preset's member(s) on data.fit with early stopping on data.validation.
-
-    Member i uses seed train_config.seed + i; an ensemble averages their outputs.
-    """
-    fit, validation = data.fit, data.validation
-    if preset.model.get("item_based"):
-        fit, validation = fit.transpose(), validation.transpose()
-    config = preset.model_config(fit.n_cols)
-    results = [
-        train_autoencoder(
-            fit,
-            validation,
-            config,
-            replace(train_config, seed=train_config.seed + member),
-            device,
-            progress,
-        )
-        for member in range(preset.members)
-    ]
-    if preset.members == 1:
-        model: Recommender = results[0].model
-        history = results[0].history
-    else:
-        model = Ensemble([r.model for r in results])
-        history = [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
-    metric, best = validation_score(model, fit, validation, "cpu")
-    return Fitted(
-        model=model,
-        history=history,
-        validation={"metric": metric, "best": best, "best_epoch": [r.best_epoch for r in results]},
-        device=results[0].device,
-    )
+def build_for_preset(preset: Preset, fit: CsrMatrix) -> Recommender:
+    """An untrained model of the preset's kind, as wide as the rows it will read."""
+    kind = kind_of(str(preset.model.get("likelihood", "mse")), bool(preset.model.get("item_based")))
+    return kind(preset.model_config(kind.oriented(fit).n_cols), preset.members)
 
 
 def evaluate_all(
     model: Recommender, data: EvalData, split: Split, k: int = 10, baselines: bool = True
-) -> dict[str, object]:
+) -> Metrics:
     """metrics.json: test (the model), baselines, the leaky seed metric, split statistics."""
-    metrics: dict[str, object] = {"test": evaluate_model(model, data, k)}
+    metrics: Metrics = {"test": evaluate_model(model, data, k)}
     if baselines:
         metrics["baselines"] = evaluate_baselines(data, k)
     metrics[f"leaky_seed_topk_accuracy@{k}"] = leaky_seed_topk_accuracy(model, data, k)
@@ -116,7 +71,7 @@ def train_model(
     device: str = "auto",
     progress: Progress | None = None,
     baselines: bool = True,
-) -> dict[str, object]:
+) -> Metrics:
     """Train on the split's train side, evaluate on its test side, write a checkpoint.
 
     Early stopping and model selection use a validation slice carved from the train side;
@@ -136,28 +91,26 @@ def train_model(
     )
     data, items = eval_data(data_split, seed, chosen.validation_fraction)
     train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
-    fitted = fit_preset(data, chosen, train_config, device, progress)
-    metrics = evaluate_all(fitted.model, data, data_split, baselines=baselines)
+    model = build_for_preset(chosen, data.fit)
+    fitted = model.fit(data.fit, data.validation, train_config, device, progress)
+    metrics = evaluate_all(model, data, data_split, baselines=baselines)
     metrics["validation"] = fitted.validation
     history = io.StringIO()
     pl.DataFrame(fitted.history).write_csv(history)
     config = {
         "preset": preset,
-        "members": chosen.members,
         "train": train_config.to_dict(),
         "split": split,
         "seed": seed,
         "device": fitted.device,
         "ratings": str(ratings),
     }
-    save_checkpoint(out, fitted.model, items, config, metrics, history.getvalue())
+    save_checkpoint(out, model, items, config, metrics, history.getvalue())
     test = metrics["test"]
     log.info(
         "test: %s; checkpoint in %s",
         ", ".join(
-            f"{name} {value:.4f}"
-            for name, value in test.items()  # type: ignore[union-attr]
-            if isinstance(value, float)
+            f"{name} {value:.4f}" for name, value in test.items() if isinstance(value, float)
         ),
         out,
     )
@@ -171,7 +124,7 @@ def evaluate_checkpoint(
     seed: int = 0,
     k: int = 10,
     baselines: bool = True,
-) -> dict[str, object]:
+) -> Metrics:
     """Evaluate a saved model on a split whose train side has the model's item table."""
     loaded = load_checkpoint(checkpoint)
     data_split = load_split(ratings, split, seed)
@@ -198,13 +151,13 @@ TABLE_COLUMNS = (
 )
 
 
-def format_metrics(metrics: dict[str, object], k: int = 10) -> str:
+def format_metrics(metrics: Metrics, k: int = 10) -> str:
     """The model and baselines as an aligned text table."""
-    rows = {"model": metrics["test"], **metrics.get("baselines", {})}  # type: ignore[dict-item]
+    rows = {"model": metrics["test"], **metrics.get("baselines", {})}
     names = [c.format(k=k) for c in TABLE_COLUMNS]
     lines = [f"{'':<12}" + "".join(f"{n:>20}" for n in names)]
     for label, values in rows.items():
-        cells = [values.get(n) for n in names]  # type: ignore[union-attr]
+        cells = [values.get(n) for n in names]
         lines.append(
             f"{label:<12}" + "".join(f"{'-':>20}" if v is None else f"{v:>20.4f}" for v in cells)
         )

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
+from torch import nn
 
-from aerec.data.csr import CsrMatrix
-from aerec.train.model import Recommender
-
-
-def batches(rows: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+from aerec.data.csr import CsrMatrix, batches
 
 
 def model_scores(
-    model: Recommender, inputs: CsrMatrix, rows: np.ndarray, device: str = "cpu"
+    model: nn.Module, inputs: CsrMatrix, rows: np.ndarray, device: str = "cpu"
 ) -> np.ndarray:
     """Dense model output [len(rows), n_cols] for the given input rows."""
     model.eval()
@@ -27,7 +20,7 @@ def model_scores(
 
 
 def predict_observed(
-    model: Recommender, inputs: CsrMatrix, targets: CsrMatrix, device: str, batch_size: int = 512
+    model: nn.Module, inputs: CsrMatrix, targets: CsrMatrix, device: str, batch_size: int = 512
 ) -> np.ndarray:
     """Model predictions at every stored entry of `targets`, in targets.data order."""
     out = np.empty(targets.nnz, dtype=np.float32)

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from aerec.train.model import ModelConfig
-from aerec.train.trainer import TrainConfig
+from aerec.train.config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
 class Preset:
     """A model family's shape (all but its input width) and its optimiser settings."""
 
-    model: dict[str, object]
+    model: dict[str, Any]
     train: TrainConfig
     source: str
     validation_fraction: float = 0.05
     members: int = 1  # above 1: an ensemble of models trained with consecutive seeds
 
     def model_config(self, n_inputs: int) -> ModelConfig:
-        return ModelConfig(n_items=n_inputs, **self.model)  # type: ignore[arg-type]
+        return ModelConfig(n_items=n_inputs, **self.model)
 
 
 PRESETS: dict[str, Preset] = {

@@ -5,47 +5,28 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 
-from aerec.data.csr import CsrMatrix
+from aerec.contracts import DEVICES, Progress
+from aerec.data.csr import CsrMatrix, batches
 from aerec.errors import InputError
-from aerec.train.loss import masked_mse, multinomial_nll
-from aerec.train.metrics import evaluate_ranking, rmse
-from aerec.train.model import AutoEncoder, ModelConfig, Recommender
-from aerec.train.predict import batches, model_scores, predict_observed
+from aerec.train.config import TrainConfig
+from aerec.train.model import build_network
+
+if TYPE_CHECKING:
+    from aerec.train.recommender import Recommender
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[Iterable[np.ndarray], str, int], Iterable[np.ndarray]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings; stored in config.json."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0  # the optimiser's decay of every parameter
-    l2: float = 0.0  # AutoRec's penalty: l2 * (sum of squared weights), biases exempt
-    optimizer: str = "adam"  # adam | sgd (with momentum)
-    momentum: float = 0.9
-    refeed: bool = False  # DeepRecommender's dense re-feeding: a second step on f(x)
-    seed: int = 0
-    patience: int = 5
-    lr_decay: float = 1.0  # multiply the learning rate by this after 3 epochs without gain
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass
 class TrainResult:
-    model: AutoEncoder
     history: list[dict[str, float]]
     best_epoch: int
     device: str
@@ -54,7 +35,7 @@ class TrainResult:
 
 def resolve_device(device: str) -> str:
     """'auto' picks CUDA when torch sees a GPU; 'cuda' without one is an error."""
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in DEVICES:
         raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
     cuda = torch.cuda.is_available()
     if device == "cuda" and not cuda:
@@ -64,18 +45,7 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def validation_score(
-    model: Recommender, fit: CsrMatrix, validation: CsrMatrix, device: str
-) -> tuple[str, float]:
-    """RMSE (rating models) or NDCG@10 (ranking models) of the validation slice, from `fit`."""
-    if model.config.likelihood == "mse":
-        predicted = predict_observed(model, fit, validation, device)
-        return "val_rmse", rmse(np.clip(predicted, 0.5, 5.0), validation.data)
-    block = lambda rows: model_scores(model, fit, rows, device)  # noqa: E731
-    return "val_ndcg@10", evaluate_ranking(block, fit, validation, 10)["ndcg@10"]
-
-
-def _optimizer(model: AutoEncoder, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
@@ -89,41 +59,42 @@ def _optimizer(model: AutoEncoder, config: TrainConfig) -> torch.optim.Optimizer
 
 
 def _step(
-    model: AutoEncoder,
+    model: Recommender,
     optimizer: torch.optim.Optimizer,
     inputs: torch.Tensor,
     target: torch.Tensor,
     l2: float,
 ) -> float:
-    loss_fn = multinomial_nll if model.config.likelihood == "multinomial" else masked_mse
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(inputs), target)
+    loss = model.loss(model.network(inputs), target)
     if l2 > 0:
-        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        weights = [p for name, p in model.network.named_parameters() if name.endswith("weight")]
         loss = loss + l2 * sum(w.pow(2).sum() for w in weights)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return float(loss.item())
 
 
-def train_autoencoder(
+def train_network(
+    model: Recommender,
     fit: CsrMatrix,
     validation: CsrMatrix,
-    model_config: ModelConfig,
     config: TrainConfig,
     device: str = "auto",
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train on the rows of `fit`; after each epoch score `validation` from the `fit` rows.
+    """Train model.network on the rows of `fit` (already oriented for the model's kind);
+    after each epoch score `validation` from the `fit` rows.
 
     The weights of the epoch with the best validation score are kept; training stops after
-    `patience` epochs without improvement.
+    `patience` epochs without improvement. The network ends on the CPU in eval mode.
     """
     device = resolve_device(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = AutoEncoder(model_config).to(device)
-    optimizer = _optimizer(model, config)
+    model.network = build_network(model.config).to(device)
+    network = model.network
+    optimizer = _optimizer(network, config)
     scheduler = None
     if config.lr_decay < 1.0:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -132,11 +103,11 @@ def train_autoencoder(
     rows = np.flatnonzero(fit.row_counts())
     buffer = np.zeros((config.batch_size, fit.n_cols), dtype=np.float32)
     history: list[dict[str, float]] = []
-    sign = 1.0 if model_config.likelihood == "mse" else -1.0  # RMSE falls, NDCG rises
-    best: tuple[float, int, dict] = (float("inf"), 0, {})
-    metric = "val_rmse"
+    sign = 1.0 if model.predicts_ratings else -1.0  # RMSE falls, NDCG rises
+    best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
+    metric = "val_rmse" if model.predicts_ratings else "val_ndcg@10"
     for epoch in range(1, config.epochs + 1):
-        model.train()
+        network.train()
         started = time.perf_counter()
         steps: Iterable[np.ndarray] = batches(rng.permutation(rows), config.batch_size)
         if progress is not None:
@@ -153,9 +124,9 @@ def train_autoencoder(
             total += _step(model, optimizer, dense, dense, config.l2) * len(block)
             count += len(block)
             if config.refeed:
-                refed = model(dense).detach()
+                refed = network(dense).detach()
                 _step(model, optimizer, refed, refed, config.l2)
-        metric, score = validation_score(model, fit, validation, device)
+        metric, score = model.validate(fit, validation, device)
         seconds = time.perf_counter() - started
         history.append(
             {"epoch": epoch, "train_loss": total / max(count, 1), metric: score, "seconds": seconds}
@@ -171,10 +142,10 @@ def train_autoencoder(
         if scheduler is not None:
             scheduler.step(sign * score)
         if sign * score < best[0]:
-            best = (sign * score, epoch, copy.deepcopy(model.state_dict()))
+            best = (sign * score, epoch, copy.deepcopy(network.state_dict()))
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
-    model.load_state_dict(best[2])
-    model.eval()
-    return TrainResult(model.cpu(), history, best[1], device, metric)
+    network.load_state_dict(best[2])
+    model.network = network.cpu().eval()
+    return TrainResult(history, best[1], device, metric)

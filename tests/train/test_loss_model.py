@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
+from aerec.train.config import ModelConfig
 from aerec.train.loss import masked_mse
-from aerec.train.model import AutoEncoder, ModelConfig
+from aerec.train.model import AutoEncoder
 
 
 def test_masked_mse_exact_example() -> None:
@@ -68,12 +69,12 @@ def test_input_noise_only_in_training() -> None:
 
 
 def test_ensemble_is_the_mean_of_its_members() -> None:
-    from aerec.train.model import Ensemble, build_model
+    from aerec.train.model import Ensemble, build_network
 
     config = ModelConfig(n_items=6, hidden=[3])
-    ensemble = build_model(config, members=3).eval()
+    ensemble = build_network(config, members=3).eval()
     assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
     x = torch.rand(2, 6)
     expected = sum(member(x) for member in ensemble.members) / 3
     torch.testing.assert_close(ensemble(x), expected)
-    assert isinstance(build_model(config), AutoEncoder)
+    assert isinstance(build_network(config), AutoEncoder)

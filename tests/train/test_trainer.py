@@ -1,14 +1,28 @@
 import numpy as np
 import pytest
 
+from aerec.contracts import Progress
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.data.split import split_frame
 from aerec.data.synth import SynthConfig, generate
 from aerec.errors import InputError
+from aerec.train.config import ModelConfig, TrainConfig
 from aerec.train.metrics import mae, rmse
-from aerec.train.model import ModelConfig
-from aerec.train.trainer import TrainConfig, resolve_device, train_autoencoder
+from aerec.train.recommender import recommender_for
+from aerec.train.trainer import TrainResult, resolve_device, train_network
+
+
+def train_autoencoder(
+    fit: CsrMatrix,
+    validation: CsrMatrix,
+    config: ModelConfig,
+    train: TrainConfig,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train one model of the kind `config` describes."""
+    return train_network(recommender_for(config), fit, validation, train, device, progress)
 
 
 def matrices() -> tuple[CsrMatrix, CsrMatrix]:

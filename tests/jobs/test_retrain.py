@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from aerec.export.retrain import regression, retrain
+from aerec.jobs.retrain import regression, retrain
 
 
 def test_regression_direction() -> None:

@@ -12,19 +12,27 @@ import json
 import logging
 import os
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from aerec.atomic import atomic_path, fsync_dir
+from aerec.contracts import (
+    CANDIDATES_DIR,
+    CHECKPOINT_DIR,
+    CHECKPOINT_METRICS,
+    LOCK_FILE,
+    MODEL_FILE,
+    Validation,
+    run_stamp,
+)
 from aerec.export.onnx_export import export_onnx
-from aerec.score.lock import run_lock
-from aerec.train.checkpoint import METRICS
+from aerec.io.atomic import atomic_path, fsync_dir
+from aerec.io.lock import run_lock
 from aerec.train.pipeline import train_model
 
 log = logging.getLogger(__name__)
 
 
-def regression(candidate: dict, current: dict) -> float:
+def regression(candidate: Validation, current: Validation) -> float:
     """How much worse the candidate's validation metric is (negative: better)."""
     if candidate["metric"] != current["metric"]:
         return float("inf")
@@ -41,33 +49,32 @@ def retrain(
     k: int = 10,
     seed: int = 0,
     device: str = "auto",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Train and export a candidate; promote it unless the gate says it is worse."""
     model_dir = Path(model_dir)
-    with run_lock(model_dir / ".lock"):
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
-        candidate = model_dir / "candidates" / stamp
+    with run_lock(model_dir / LOCK_FILE):
+        candidate = model_dir / CANDIDATES_DIR / run_stamp()
         metrics = train_model(
             ratings,
-            candidate / "checkpoint",
+            candidate / CHECKPOINT_DIR,
             split=split,
             preset=preset,
             seed=seed,
             device=device,
             baselines=False,
         )
-        export_onnx(candidate / "checkpoint", candidate / "model.onnx", k)
-        new = metrics["validation"]
-        current_metrics = model_dir / "checkpoint" / METRICS
-        outcome: dict[str, object] = {"candidate": str(candidate), "validation": new}
+        export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, k)
+        new: Validation = metrics["validation"]
+        current_metrics = model_dir / CHECKPOINT_DIR / CHECKPOINT_METRICS
+        outcome: dict[str, Any] = {"candidate": str(candidate), "validation": new}
         if current_metrics.exists():
-            current = json.loads(current_metrics.read_text())["validation"]
-            worse = regression(new, current)  # type: ignore[arg-type]
+            current: Validation = json.loads(current_metrics.read_text())["validation"]
+            worse = regression(new, current)
             outcome["current_validation"] = current
             if worse > tolerance:
                 outcome["promoted"] = False
                 outcome["reason"] = (
-                    f"candidate {new['metric']} {new['best']:.4f} is worse than the current "  # type: ignore[index]
+                    f"candidate {new['metric']} {new['best']:.4f} is worse than the current "
                     f"{current['best']:.4f} beyond the tolerance {tolerance}"
                 )
                 log.warning("kept the current model: %s", outcome["reason"])
@@ -80,16 +87,16 @@ def retrain(
 
 def _promote(candidate: Path, model_dir: Path) -> None:
     """Swap in the candidate's checkpoint, then atomically replace model.onnx."""
-    target, old = model_dir / "checkpoint", model_dir / ".checkpoint.old"
-    staged = model_dir / ".checkpoint.new"
+    target = model_dir / CHECKPOINT_DIR
+    old, staged = model_dir / f".{CHECKPOINT_DIR}.old", model_dir / f".{CHECKPOINT_DIR}.new"
     shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(candidate / "checkpoint", staged)
+    shutil.copytree(candidate / CHECKPOINT_DIR, staged)
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
     staged.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-    with atomic_path(model_dir / "model.onnx") as temporary:
+    with atomic_path(model_dir / MODEL_FILE) as temporary:
         temporary.unlink()
-        os.link(candidate / "model.onnx", temporary)
+        os.link(candidate / MODEL_FILE, temporary)
     fsync_dir(model_dir)

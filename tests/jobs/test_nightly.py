@@ -14,8 +14,9 @@ import onnx
 import polars as pl
 import pytest
 
-from aerec.score.lock import LockHeld, run_lock
-from aerec.score.nightly import nightly
+from aerec.errors import LockHeld
+from aerec.io.lock import run_lock
+from aerec.jobs.nightly import nightly
 from aerec.score.publish import file_sha256
 from aerec.score.session import open_session
 
@@ -76,18 +77,37 @@ def test_second_run_exits_with_lock_code(
     assert "another run holds the lock" in result.stderr.strip().splitlines()[-1]
 
 
-def test_two_runs_started_together(
+def test_run_while_another_process_holds_the_lock(
     published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
 ) -> None:
-    command = nightly_cmd(tiny_model, tiny_data[0], published)
-    runs = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
-    ]
-    codes = sorted(run.wait(timeout=120) for run in runs)
-    # Either one ran while the other found the lock, or the first was done before the
-    # second started; never a failure, never both writing at once.
-    assert codes in ([0, 75], [0, 0])
-    assert pl.read_parquet(published / "recs.parquet").height > 0
+    """Another process holds the lock: the run exits 75 and the publication is untouched;
+    once the holder is gone the next run publishes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from aerec.io.lock import run_lock\n"
+            f"with run_lock({str(published / '.lock')!r}):\n"
+            "    print('held', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    result = subprocess.run(
+        nightly_cmd(tiny_model, tiny_data[0], published), capture_output=True, text=True
+    )
+    assert result.returncode == 75, result.stderr
+    assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
+    holder.communicate("\n", timeout=30)
+    again = subprocess.run(
+        nightly_cmd(tiny_model, tiny_data[0], published), capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert manifest["run"] != json.loads(before["manifest.json"])["run"]
 
 
 def big_ratings(model: Path, path: Path, users: int) -> Path:

@@ -8,13 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from aerec.errors import EXIT_LOCKED, AerecError
-
-
-class LockHeld(AerecError):
-    """Another run holds the lock (exit code 75, EX_TEMPFAIL: try later)."""
-
-    exit_code = EXIT_LOCKED
+from aerec.errors import LockHeld
 
 
 @contextlib.contextmanager

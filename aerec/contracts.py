@@ -1,0 +1,151 @@
+"""Every contract aerec shares between stages and with its users, in one place.
+
+File names, ONNX metadata keys, the recs.parquet schema, the manifest and metrics shapes,
+device choices and exit codes. Stages import these; none re-declares them. This module
+imports numpy and polars only, so a scoring-only host can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypedDict, TypeVar
+
+import numpy as np
+import polars as pl
+
+# --- exit codes (README "Exit codes") -------------------------------------------------
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
+
+# --- devices --------------------------------------------------------------------------
+DEVICES = ("auto", "cpu", "cuda")
+
+# --- checkpoint directory (train-model --out) -----------------------------------------
+CHECKPOINT_WEIGHTS = "weights.pt"
+CHECKPOINT_CONFIG = "config.json"
+CHECKPOINT_ITEMS = "items.parquet"
+CHECKPOINT_METRICS = "metrics.json"
+CHECKPOINT_HISTORY = "history.csv"
+CHECKPOINT_PLOT = "training.png"
+
+# --- ONNX scoring model metadata (export-onnx writes, the scorer reads) ---------------
+MODEL_META = {
+    "version": "aerec.model_version",
+    "n_items": "aerec.n_items",
+    "k": "aerec.k",
+    "item_ids": "aerec.item_ids",
+    "item_ids_sha256": "aerec.item_ids_sha256",
+    "metrics": "aerec.metrics",
+    "aerec_version": "aerec.version",
+}
+GRAPH_INPUT = "ratings"
+GRAPH_OUTPUTS = ("scores", "items")
+
+
+def item_ids_digest(item_ids: np.ndarray) -> str:
+    """sha256 of the item id table as little-endian int64 bytes."""
+    return hashlib.sha256(np.asarray(item_ids, dtype="<i8").tobytes()).hexdigest()
+
+
+# --- the published table -------------------------------------------------------------
+RECS_FILE = "recs.parquet"
+MANIFEST_FILE = "manifest.json"
+SUCCESS_FILE = "_SUCCESS"
+SCHEMA_VERSION = "1"
+RECS_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.Int64(),
+    "rank": pl.Int32(),
+    "item_id": pl.Int64(),
+    "score": pl.Float32(),
+}
+RECS_META = {
+    "model_version": "aerec.model_version",
+    "k": "aerec.k",
+    "generated_at": "aerec.generated_at",
+    "schema_version": "aerec.schema_version",
+}
+
+# --- nightly and retrain directories --------------------------------------------------
+LOCK_FILE = ".lock"
+RUNS_DIR = "runs"
+MODEL_FILE = "model.onnx"
+CHECKPOINT_DIR = "checkpoint"
+CANDIDATES_DIR = "candidates"
+
+
+def run_stamp() -> str:
+    """A run or candidate directory's name: the UTC time, sortable, to the microsecond."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+
+
+class InputRecord(TypedDict):
+    path: str
+    sha256: str
+
+
+class Manifest(TypedDict, total=False):
+    """manifest.json beside a published table (README "manifest.json")."""
+
+    file: str
+    rows: int
+    users: int
+    k: int
+    sha256: str
+    model_version: str
+    generated_at: str
+    schema_version: str
+    input: InputRecord
+    provider: str
+    users_skipped: int
+    unknown_item_ratings: int
+    run: str  # set by `aerec nightly`: the run directory the table came from
+
+
+class SideStats(TypedDict):
+    ratings: int
+    users: int
+    items: int
+
+
+class Dropped(TypedDict):
+    total: int
+    cold_user: int  # test ratings of users absent from train
+    cold_item: int  # test ratings of items absent from train (user known)
+
+
+class SplitStats(TypedDict):
+    """metrics.json "split": the split's spec and the size of each side."""
+
+    spec: str
+    train: SideStats
+    test: SideStats
+    dropped: Dropped
+
+
+class Validation(TypedDict):
+    """How a model was selected: its metric on the validation slice, and the best epochs."""
+
+    metric: str  # val_ndcg@10 or val_rmse
+    best: float
+    best_epoch: list[int]
+
+
+# metrics.json: "test" and each baseline map metric names to values; "validation" is a
+# Validation; "split" holds the split's statistics.
+MetricValues = dict[str, float | None]
+Metrics = dict[str, Any]
+
+# --- progress -------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """Wraps an iterable to report progress: (items, description, total) -> the items."""
+
+    def __call__(
+        self, items: Iterable[T], description: str, total: int | None = None
+    ) -> Iterable[T]: ...

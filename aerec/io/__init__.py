@@ -1,0 +1,1 @@
+"""File-system primitives: atomic writes, run locks, table sinks."""

@@ -1,0 +1,56 @@
+"""The per-batch scoring function: user ids and their ratings in, top-k rows out.
+
+The single-node loop and a distributed engine's workers call the same `score_batch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from aerec.contracts import RECS_SCHEMA
+from aerec.data.csr import CsrMatrix
+
+# One batch of rating rows (columns in the model's item order) -> (scores, items) [n, k]
+Scorer = Callable[[CsrMatrix], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class UserBatch:
+    """Users and their ratings over the model's items: row i of `ratings` is user_ids[i]."""
+
+    user_ids: np.ndarray  # int64 [n]
+    ratings: CsrMatrix
+
+
+def topk_rows(
+    user_ids: np.ndarray, scores: np.ndarray, items: np.ndarray, k: int | None = None
+) -> pl.DataFrame:
+    """recs.parquet rows of one batch of the graph's top-k output, sorted by user then rank.
+
+    Slots the graph filled with -inf (already-rated items, when a user has rated almost
+    everything) are dropped, so no row ever holds an item the user rated. `k` keeps only
+    the first k ranks.
+    """
+    if k is not None:
+        scores, items = scores[:, :k], items[:, :k]
+    width = scores.shape[1]
+    keep = np.isfinite(scores).ravel()
+    return pl.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(user_ids, dtype=np.int64), width)[keep],
+            "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), len(user_ids))[keep],
+            "item_id": items.ravel()[keep],
+            "score": scores.ravel()[keep],
+        },
+        schema=RECS_SCHEMA,
+    )
+
+
+def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.DataFrame:
+    """Score one batch of users and return their top-k rows."""
+    scores, items = scorer(batch.ratings)
+    return topk_rows(batch.user_ids, scores, items, k)

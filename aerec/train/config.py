@@ -1,0 +1,65 @@
+"""The shapes of a model and of its training, as stored in config.json (no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ACTIVATION_NAMES = ("relu", "selu", "elu", "sigmoid", "tanh", "identity")
+LIKELIHOODS = ("mse", "multinomial")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of an autoencoder; stored as config.json beside the weights.
+
+    likelihood "mse" reconstructs ratings (masked MSE); "multinomial" (Mult-DAE) reads the
+    L2-normalised set of rated items and outputs logits over all items.
+    item_based models read one item's ratings by all users (I-AutoRec) and cannot score
+    user vectors.
+    """
+
+    n_items: int  # width of the input vector (users, for an item-based model)
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    activation: str = "selu"
+    code_dropout: float = 0.0
+    input_dropout: float = 0.0
+    input_noise: float = 0.0  # std of Gaussian noise added to observed inputs in training
+    output_activation: str = "identity"
+    tied: bool = False
+    likelihood: str = "mse"
+    item_based: bool = False
+
+    def __post_init__(self) -> None:
+        for name in (self.activation, self.output_activation):
+            if name not in ACTIVATION_NAMES:
+                raise ValueError(f"activation {name!r}: expected one of {ACTIVATION_NAMES}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood {self.likelihood!r}: expected one of {LIKELIHOODS}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; stored in config.json."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # the optimiser's decay of every parameter
+    l2: float = 0.0  # AutoRec's penalty: l2 * (sum of squared weights), biases exempt
+    optimizer: str = "adam"  # adam | sgd (with momentum)
+    momentum: float = 0.9
+    refeed: bool = False  # DeepRecommender's dense re-feeding: a second step on f(x)
+    seed: int = 0
+    patience: int = 5
+    lr_decay: float = 1.0  # multiply the learning rate by this after 3 epochs without gain
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
