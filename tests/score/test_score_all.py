@@ -121,9 +121,19 @@ def test_cuda_request_without_cuda_is_clear(tiny_model: Path) -> None:
 def test_scoring_imports_no_torch() -> None:
     code = (
         "import sys, aerec.score.pipeline, aerec.score.cli, aerec.data.split, "
-        "aerec.data.synth, aerec.data.fetch; "
+        "aerec.data.synth, aerec.data.fetch, aerec.jobs.nightly; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
         "or m.startswith(('aerec.train', 'aerec.export'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_metrics_and_cli_import_no_torch() -> None:
+    code = (
+        "import sys, aerec.train.metrics, aerec.train.baselines, aerec.train.presets, "
+        "aerec.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'torch']; "
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
