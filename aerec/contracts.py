@@ -41,8 +41,13 @@ MODEL_META = {
     "item_ids_sha256": "aerec.item_ids_sha256",
     "metrics": "aerec.metrics",
     "aerec_version": "aerec.version",
+    "input_format": "aerec.input_format",
 }
-GRAPH_INPUT = "ratings"
+# The scoring graph reads a batch as its stored ratings: entry i is user rows[i] of the
+# batch (0-based), item column columns[i] of the model's item table, rating values[i].
+# `users` has one entry per user of the batch (their ids; only its length is read).
+INPUT_FORMAT = "entries-v1"
+GRAPH_INPUTS = ("users", "rows", "columns", "values")
 GRAPH_OUTPUTS = ("scores", "items")
 
 

@@ -47,7 +47,7 @@ def child_score_all(model: str, ratings: str, out: str, batch: int) -> dict:
         started = time.perf_counter()
         result = original(self, ratings_block)
         inside["seconds"] += time.perf_counter() - started
-        inside["users"] += ratings_block.n_rows
+        inside["users"] += ratings_block.ratings.n_rows
         return result
 
     scorer_module.BatchScorer.__call__ = timed  # type: ignore[method-assign]

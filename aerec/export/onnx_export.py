@@ -14,10 +14,18 @@ import onnxruntime as ort
 import torch
 
 from aerec import __version__
-from aerec.contracts import GRAPH_INPUT, GRAPH_OUTPUTS, MODEL_META, item_ids_digest
+from aerec.contracts import (
+    GRAPH_INPUTS,
+    GRAPH_OUTPUTS,
+    INPUT_FORMAT,
+    MODEL_META,
+    item_ids_digest,
+)
+from aerec.data.csr import CsrMatrix
 from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
 from aerec.io.atomic import atomic_path
+from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -26,26 +34,31 @@ log = logging.getLogger(__name__)
 OPSET = 18
 
 
-def _example_batch(n_items: int, batch: int, seed: int) -> np.ndarray:
-    """Sparse random rating vectors: about 5% of items rated 1..5."""
+def _example_batch(n_items: int, batch: int, seed: int) -> UserBatch:
+    """Random users who rated about 5% of the items (at least one each) 1..5."""
     rng = np.random.default_rng(seed)
     rated = rng.random((batch, n_items)) < 0.05
-    return np.where(rated, rng.integers(1, 6, (batch, n_items)), 0).astype(np.float32)
+    rated[np.arange(batch), rng.integers(0, n_items, batch)] = True
+    dense = np.where(rated, rng.integers(1, 6, (batch, n_items)), 0).astype(np.float32)
+    rows, columns = np.nonzero(dense)
+    matrix = CsrMatrix.from_indices(rows, columns, dense[rows, columns], batch, n_items)
+    return UserBatch(np.arange(batch, dtype=np.int64), matrix)
 
 
 def _trace(graph: ScoringGraph, n_items: int, path: Path) -> None:
-    example = torch.from_numpy(_example_batch(n_items, 4, seed=1))
-    batch = torch.export.Dim("batch", min=1)
+    example = graph_feed(_example_batch(n_items, 4, seed=1))
+    batch, entries = torch.export.Dim("batch", min=1), torch.export.Dim("entries", min=1)
+    names = list(GRAPH_INPUTS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph,
-            (example,),
+            tuple(torch.from_numpy(example[name]) for name in names),
             dynamo=True,
             opset_version=OPSET,
-            input_names=[GRAPH_INPUT],
+            input_names=names,
             output_names=list(GRAPH_OUTPUTS),
-            dynamic_shapes={GRAPH_INPUT: {0: batch}},
+            dynamic_shapes={name: {0: batch if name == "users" else entries} for name in names},
             verbose=False,
         )
     if program is None:
@@ -53,14 +66,24 @@ def _trace(graph: ScoringGraph, n_items: int, path: Path) -> None:
     program.save(str(path))
 
 
+def dense_reference(graph: ScoringGraph, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the graph must compute, from the network's dense forward pass in torch."""
+    with torch.no_grad():
+        dense = torch.from_numpy(ratings)
+        predicted = graph.model(dense).masked_fill(dense != 0, float("-inf"))
+        scores, index = torch.topk(predicted, graph.k, dim=1)
+    return scores.numpy(), graph.item_ids[index].numpy()
+
+
 def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: int = 0) -> None:
-    """onnx.checker on the file, then ORT and torch on a seeded batch must agree."""
+    """onnx.checker on the file, then ORT on a seeded batch of entries must agree with the
+    network's dense forward pass in torch (so the sparse first layer is checked too)."""
     onnx.checker.check_model(str(path), full_check=True)
     batch = _example_batch(n_items, 8, seed)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    scores, items = session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: batch})
-    with torch.no_grad():
-        want_scores, want_items = (t.numpy() for t in graph(torch.from_numpy(batch)))
+    scores, items = session.run(list(GRAPH_OUTPUTS), graph_feed(batch))
+    dense = batch.ratings.densify(np.arange(batch.ratings.n_rows))
+    want_scores, want_items = dense_reference(graph, dense)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
     # Items must agree wherever the score is not tied with a neighbour.
     with np.errstate(invalid="ignore"):  # -inf minus -inf where k reaches rated items
@@ -91,6 +114,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
             MODEL_META["item_ids_sha256"]: item_ids_digest(loaded.items.ids),
             MODEL_META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
             MODEL_META["aerec_version"]: __version__,
+            MODEL_META["input_format"]: INPUT_FORMAT,
         }
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"

@@ -11,11 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from aerec.contracts import RECS_SCHEMA
+from aerec.contracts import GRAPH_INPUTS, RECS_SCHEMA
 from aerec.data.csr import CsrMatrix
-
-# One batch of rating rows (columns in the model's item order) -> (scores, items) [n, k]
-Scorer = Callable[[CsrMatrix], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +21,23 @@ class UserBatch:
 
     user_ids: np.ndarray  # int64 [n]
     ratings: CsrMatrix
+
+
+# One batch of users -> (scores, items), each [n, k]
+Scorer = Callable[[UserBatch], tuple[np.ndarray, np.ndarray]]
+
+
+def graph_feed(batch: UserBatch) -> dict[str, np.ndarray]:
+    """The scoring graph's inputs for a batch (aerec.contracts.GRAPH_INPUTS)."""
+    matrix = batch.ratings
+    rows = np.repeat(np.arange(matrix.n_rows, dtype=np.int64), matrix.row_counts())
+    arrays = (
+        np.asarray(batch.user_ids, dtype=np.int64),
+        rows,
+        matrix.indices.astype(np.int64),
+        matrix.data.astype(np.float32, copy=False),
+    )
+    return dict(zip(GRAPH_INPUTS, arrays, strict=True))
 
 
 def topk_rows(
@@ -52,5 +66,5 @@ def topk_rows(
 
 def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.DataFrame:
     """Score one batch of users and return their top-k rows."""
-    scores, items = scorer(batch.ratings)
+    scores, items = scorer(batch)
     return topk_rows(batch.user_ids, scores, items, k)

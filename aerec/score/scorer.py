@@ -8,29 +8,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.contracts import GRAPH_INPUT, GRAPH_OUTPUTS, Progress
-from aerec.data.csr import CsrMatrix
-from aerec.score.batch import UserBatch, score_batch
+from aerec.contracts import GRAPH_OUTPUTS, Progress
+from aerec.score.batch import UserBatch, graph_feed, score_batch
 from aerec.score.session import open_session
 from aerec.score.vectors import UserVectors
 
 
 class BatchScorer:
-    """Loads the session once; each call scores one batch of rating rows.
-
-    The rows are densified into one buffer reused across calls (grown when a larger
-    batch arrives).
-    """
+    """Loads the session once; each call scores one batch of users from their entries."""
 
     def __init__(self, model: str | Path, device: str = "auto", threads: int = 0) -> None:
         self.session, self.info, self.provider = open_session(model, device, threads)
-        self._buffer = np.zeros((0, len(self.info.items)), dtype=np.float32)
 
-    def __call__(self, ratings: CsrMatrix) -> tuple[np.ndarray, np.ndarray]:
-        if ratings.n_rows > self._buffer.shape[0]:
-            self._buffer = np.zeros((ratings.n_rows, ratings.n_cols), dtype=np.float32)
-        dense = ratings.densify(np.arange(ratings.n_rows), self._buffer)
-        scores, items = self.session.run(list(GRAPH_OUTPUTS), {GRAPH_INPUT: dense})
+    def __call__(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+        scores, items = self.session.run(list(GRAPH_OUTPUTS), graph_feed(batch))
         return scores, items
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from aerec.contracts import DEVICES, MODEL_META, item_ids_digest
+from aerec.contracts import DEVICES, GRAPH_INPUTS, INPUT_FORMAT, MODEL_META, item_ids_digest
 from aerec.data.idmap import IdMap
 from aerec.errors import InputError, file_error
 
@@ -58,17 +58,23 @@ def _providers(device: str) -> list[str]:
 def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     """Parse and check the aerec metadata; refuse a model whose item table does not match."""
     meta = session.get_modelmeta().custom_metadata_map
+    inputs = tuple(node.name for node in session.get_inputs())
+    if meta.get(MODEL_META["input_format"]) != INPUT_FORMAT or inputs != GRAPH_INPUTS:
+        found = meta.get(MODEL_META["input_format"], "dense rating vectors")
+        raise file_error(
+            path,
+            f"scoring graph reads {found}, this aerec reads {INPUT_FORMAT}: re-export it "
+            "with export-onnx",
+        )
     missing = [key for key in MODEL_META.values() if key not in meta]
     if missing:
         raise file_error(path, f"not an aerec scoring model (metadata lacks {missing[0]})")
     ids = np.asarray(json.loads(meta[MODEL_META["item_ids"]]), dtype=np.int64)
     if item_ids_digest(ids) != meta[MODEL_META["item_ids_sha256"]]:
         raise file_error(path, "item table does not match its recorded sha256")
-    width = session.get_inputs()[0].shape[1]
-    if len(ids) != int(meta[MODEL_META["n_items"]]) or (
-        isinstance(width, int) and width != len(ids)
-    ):
-        raise file_error(path, f"item table holds {len(ids)} items, the graph takes {width}")
+    if len(ids) != int(meta[MODEL_META["n_items"]]):
+        problem = f"item table holds {len(ids)} items, the metadata says {meta['aerec.n_items']}"
+        raise file_error(path, problem)
     return ModelInfo(
         version=meta[MODEL_META["version"]],
         k=int(meta[MODEL_META["k"]]),

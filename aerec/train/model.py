@@ -61,11 +61,36 @@ class AutoEncoder(nn.Module):
         if self.training and self.config.input_noise > 0:
             hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
         hidden = self.input_dropout(hidden)
-        for n, layer in enumerate(_linears(self.encoder)):
-            if n == 0 and multinomial:
-                hidden = self.activation(F.linear(hidden, layer.weight) * scale + layer.bias)
-            else:
-                hidden = self.activation(layer(hidden))
+        first = _linears(self.encoder)[0]
+        if multinomial:
+            return self._after_first_layer(F.linear(hidden, first.weight) * scale + first.bias)
+        return self._after_first_layer(first(hidden))
+
+    def forward_sparse(
+        self, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_rows: int
+    ) -> torch.Tensor:
+        """forward() in eval mode for a batch given as its stored entries (row, column, value).
+
+        The first layer gathers one weight column per entry instead of multiplying a dense
+        [n_rows, n_items] input: its cost is O(entries x hidden), not O(n_rows x n_items).
+        """
+        first = _linears(self.encoder)[0]
+        multinomial = self.config.likelihood == "multinomial"
+        inputs = (values != 0).to(values.dtype) if multinomial else values
+        gathered = first.weight.t()[columns] * inputs.unsqueeze(1)
+        pre = torch.zeros(n_rows, first.out_features, dtype=values.dtype).index_add(
+            0, rows, gathered
+        )
+        if multinomial:
+            counts = torch.zeros(n_rows, dtype=values.dtype).index_add(0, rows, inputs)
+            pre = pre * torch.rsqrt(torch.clamp(counts, min=1e-12)).unsqueeze(1)
+        return self._after_first_layer(pre + first.bias)
+
+    def _after_first_layer(self, pre: torch.Tensor) -> torch.Tensor:
+        """The activation of the first layer's output, the other layers, and the decoder."""
+        hidden = self.activation(pre)
+        for layer in _linears(self.encoder)[1:]:
+            hidden = self.activation(layer(hidden))
         hidden = self.code_dropout(hidden)
         decoder = self._decoder_layers()
         for n, (weight, bias) in enumerate(decoder):
@@ -85,6 +110,13 @@ class Ensemble(nn.Module):
 
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(ratings) for member in self.members]).mean(dim=0)
+
+    def forward_sparse(
+        self, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_rows: int
+    ) -> torch.Tensor:
+        members = [m for m in self.members if isinstance(m, AutoEncoder | Ensemble)]
+        outputs = [m.forward_sparse(rows, columns, values, n_rows) for m in members]
+        return torch.stack(outputs).mean(dim=0)
 
 
 Network = AutoEncoder | Ensemble

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from aerec.contracts import Progress, Validation
 from aerec.data.csr import CsrMatrix, batches
@@ -115,8 +114,8 @@ class Recommender(ABC):
         """Predicted ratings at the entries of user x item `test`, in test.data order."""
         return predict_observed(self.network, train, test, device)
 
-    def scoring_module(self) -> nn.Module:
-        """The network that maps rating vectors [batch, n_items] to item scores."""
+    def scoring_module(self) -> Network:
+        """The network that maps users' ratings over all items to item scores."""
         return self.network.eval()
 
     # --- persistence ----------------------------------------------------------------
@@ -178,7 +177,7 @@ class ItemAutoEncoder(RatingAutoEncoder):
         items = np.repeat(np.arange(transposed.n_rows), transposed.row_counts())
         return predicted[np.lexsort((items, users))]
 
-    def scoring_module(self) -> nn.Module:
+    def scoring_module(self) -> Network:
         raise InputError(
             "an item-based model predicts ratings for evaluation and cannot score user "
             "vectors; export a user-based model such as the default preset"

@@ -6,7 +6,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from aerec.export.onnx_export import OPSET, export_onnx
+from aerec.data.csr import CsrMatrix
+from aerec.export.graph import ScoringGraph
+from aerec.export.onnx_export import OPSET, dense_reference, export_onnx
+from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint
 
 
@@ -14,7 +17,7 @@ def test_graph_signature_and_metadata(tiny_model: Path, tiny_checkpoint: Path) -
     model = onnx.load(str(tiny_model))
     onnx.checker.check_model(model)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= OPSET
-    assert [i.name for i in model.graph.input] == ["ratings"]
+    assert [i.name for i in model.graph.input] == ["users", "rows", "columns", "values"]
     assert [o.name for o in model.graph.output] == ["scores", "items"]
     meta = {p.key: p.value for p in model.metadata_props}
     items = load_checkpoint(tiny_checkpoint).items
@@ -22,6 +25,33 @@ def test_graph_signature_and_metadata(tiny_model: Path, tiny_checkpoint: Path) -
     assert meta["aerec.k"] == "5"
     assert int(meta["aerec.n_items"]) == len(items)
     assert len(meta["aerec.model_version"]) == 64
+    assert meta["aerec.input_format"] == "entries-v1"
+
+
+def feed_of(ratings: np.ndarray) -> dict[str, np.ndarray]:
+    """The graph's inputs for dense rating rows (0 = unrated)."""
+    rows, columns = np.nonzero(ratings)
+    matrix = CsrMatrix.from_indices(rows, columns, ratings[rows, columns], *ratings.shape)
+    return graph_feed(UserBatch(np.arange(ratings.shape[0], dtype=np.int64), matrix))
+
+
+@pytest.mark.parametrize("batch", [1, 5, 33])
+def test_sparse_graph_equals_the_dense_network(
+    tiny_model: Path, tiny_checkpoint: Path, batch: int
+) -> None:
+    """The graph's sparse first layer gives what the network's dense forward pass gives."""
+    loaded = load_checkpoint(tiny_checkpoint)
+    graph = ScoringGraph(loaded.model.scoring_module(), loaded.items.ids, 5)
+    rng = np.random.default_rng(batch)
+    n = len(loaded.items)
+    ratings = np.where(rng.random((batch, n)) < 0.2, rng.integers(1, 6, (batch, n)), 0)
+    ratings[:, 0] = 4  # everyone rated something
+    ratings = ratings.astype(np.float32)
+    session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    scores, items = session.run(["scores", "items"], feed_of(ratings))
+    want_scores, want_items = dense_reference(graph, ratings)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(items, want_items)
 
 
 def test_dynamic_batch_masks_rated_items(tiny_model: Path, tiny_checkpoint: Path) -> None:
@@ -30,7 +60,7 @@ def test_dynamic_batch_masks_rated_items(tiny_model: Path, tiny_checkpoint: Path
     for batch in (1, 3, 17):
         ratings = np.zeros((batch, len(ids)), dtype=np.float32)
         ratings[:, :10] = 5.0  # every user rated the first ten items
-        scores, items = session.run(["scores", "items"], {"ratings": ratings})
+        scores, items = session.run(["scores", "items"], feed_of(ratings))
         assert scores.shape == items.shape == (batch, 5)
         assert not np.isin(items, ids[:10]).any()
         assert np.isin(items, ids).all()
@@ -42,7 +72,7 @@ def test_user_who_rated_almost_everything(tiny_model: Path, tiny_checkpoint: Pat
     session = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
     ratings = np.full((2, len(ids)), 3.0, dtype=np.float32)
     ratings[0, :2] = 0.0  # only two unrated items left for the first user
-    scores, items = session.run(["scores", "items"], {"ratings": ratings})
+    scores, items = session.run(["scores", "items"], feed_of(ratings))
     assert np.isfinite(scores[0]).sum() == 2
     assert set(items[0][np.isfinite(scores[0])]) == set(ids[:2])
     assert not np.isfinite(scores[1]).any()

@@ -109,6 +109,18 @@ def test_corrupt_and_foreign_models(tmp_path: Path, tiny_data: tuple[Path, Path]
     assert not (tmp_path / "r.parquet").exists()
 
 
+def test_model_of_another_input_format_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(tiny_model))
+    for prop in proto.metadata_props:
+        if prop.key == "aerec.input_format":
+            prop.value = "dense-v0"
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    with pytest.raises(InputError, match="reads dense-v0, this aerec reads entries-v1: re-export"):
+        open_session(tmp_path / "old.onnx", "cpu")
+
+
 def test_cuda_request_without_cuda_is_clear(tiny_model: Path) -> None:
     from aerec.score.session import cuda_usable
 

@@ -17,6 +17,7 @@ import torch
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.errors import InputError
+from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import ModelConfig, TrainConfig
 from aerec.train.metrics import top_k
@@ -122,7 +123,8 @@ class RecommenderContract:
         export_onnx(tmp_path / "ckpt", tmp_path / "m.onnx", k=3)
         session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
         dense = fit.densify(np.arange(USERS))
-        _, top = session.run(["scores", "items"], {"ratings": dense})
+        feed = graph_feed(UserBatch(np.arange(USERS, dtype=np.int64), fit))
+        _, top = session.run(["scores", "items"], feed)
         with torch.no_grad():
             scores = model.network(torch.from_numpy(dense)).numpy()
         scores[dense != 0] = -np.inf
