@@ -41,15 +41,21 @@ class CsrMatrix:
     def from_indices(
         cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, n_cols: int
     ) -> CsrMatrix:
-        """Build from coordinate arrays (each (row, col) at most once)."""
-        order = np.argsort(rows.astype(np.int64) * n_cols + cols, kind="stable")
+        """Build from coordinate arrays; a (row, col) given twice is stored twice, in the
+        order given (see has_duplicates)."""
+        keys = rows.astype(np.int64) * n_cols + cols
+        # Input read by user and item is in order already: skip the sort then.
+        ordered = keys.size < 2 or bool(np.all(keys[1:] >= keys[:-1]))
+        if not ordered:
+            order = np.argsort(keys, kind="stable")
+            cols, values = cols[order], values[order]
         counts = np.bincount(rows, minlength=n_rows)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         return cls(
             indptr=indptr,
-            indices=cols[order].astype(np.int32),
-            data=values[order].astype(np.float32),
+            indices=cols.astype(np.int32),
+            data=values.astype(np.float32),
             n_cols=n_cols,
         )
 
@@ -61,6 +67,12 @@ class CsrMatrix:
         if (rows < 0).any() or (cols < 0).any():
             raise ValueError("ratings hold ids missing from the id maps")
         return cls.from_indices(rows, cols, frame["rating"].to_numpy(), len(users), len(items))
+
+    def has_duplicates(self) -> bool:
+        """Whether some row stores one column twice."""
+        repeated = np.flatnonzero(self.indices[1:] == self.indices[:-1]) + 1
+        starts = self.indptr[1:-1]
+        return bool(np.setdiff1d(repeated, starts, assume_unique=True).size)
 
     def row_slice(self, start: int, stop: int) -> CsrMatrix:
         """Rows start..stop-1 as a matrix of their own (views of this one's arrays)."""

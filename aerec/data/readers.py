@@ -11,6 +11,7 @@ The layout is detected from the file itself, not from its name:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,15 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
         frame = _scan(path, layout, as_text=False).collect()
     except pl.exceptions.PolarsError as error:
         raise _parse_error(path, layout, error) from None
+    frame = _canonical(path, layout, frame)
+    if dedupe:
+        frame = drop_duplicate_pairs(path, frame)
+    log.info("read %s: %d ratings (%s layout)", path, frame.height, layout.name)
+    return frame
+
+
+def _canonical(path: Path, layout: Layout, frame: pl.DataFrame, first_row: int = 0) -> pl.DataFrame:
+    """The raw columns as the canonical, validated ratings frame."""
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise file_error(path, f"missing column(s) {', '.join(missing)}")
@@ -129,11 +139,27 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
         frame = frame.select([pl.col(c).cast(t) for c, t in RATINGS_SCHEMA.items()])
     except pl.exceptions.InvalidOperationError as error:
         raise file_error(path, f"column has the wrong type: {error}") from None
-    check_ratings(path, frame, layout.has_header)
-    if dedupe:
-        frame = drop_duplicate_pairs(path, frame)
-    log.info("read %s: %d ratings (%s layout)", path, frame.height, layout.name)
+    check_ratings(path, frame, layout.has_header, first_row)
     return frame
+
+
+def read_rating_chunks(path: str | Path, chunk_rows: int = 1_000_000) -> Iterator[pl.DataFrame]:
+    """The file's validated canonical ratings in chunks of about `chunk_rows`, in file order.
+
+    Memory holds about one chunk, whatever the file's size. Duplicate pairs are not
+    removed here (a chunk does not see the others); errors name the file and line.
+    """
+    path = Path(path)
+    layout = detect_layout(path)
+    first_row = 0
+    try:
+        for chunk in _scan(path, layout, as_text=False).collect_batches(chunk_size=chunk_rows):
+            yield _canonical(path, layout, chunk, first_row)
+            first_row += chunk.height
+    except pl.exceptions.PolarsError as error:
+        raise _parse_error(path, layout, error) from None
+    if first_row == 0:
+        raise file_error(path, "file has no ratings")
 
 
 def _parse_error(path: Path, layout: Layout, error: Exception) -> InputError:

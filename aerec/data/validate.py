@@ -13,9 +13,9 @@ from aerec.errors import InputError, file_error
 log = logging.getLogger(__name__)
 
 
-def _line(row: int, has_header: bool) -> int:
-    """The 1-based file line of a 0-based data row."""
-    return row + 1 + int(has_header)
+def _line(row: int, has_header: bool, first_row: int = 0) -> int:
+    """The 1-based file line of a 0-based data row of a chunk starting at `first_row`."""
+    return first_row + row + 1 + int(has_header)
 
 
 def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int | None:
@@ -36,17 +36,22 @@ def first_unparsable(path: Path, raw: pl.DataFrame, has_header: bool) -> InputEr
     return None
 
 
-def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool) -> None:
-    """Raise InputError for an empty frame, missing values, NaN or out-of-scale ratings."""
-    if frame.height == 0:
+def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool, first_row: int = 0) -> None:
+    """Raise InputError for an empty frame, missing values, NaN or out-of-scale ratings.
+
+    `first_row` is the file's data row the frame starts at (a chunk of a larger file).
+    """
+    if frame.height == 0 and first_row == 0:
         raise file_error(path, "file has no ratings")
     for column in ("user_id", "item_id", "rating"):
         row = _first_row(frame, pl.col(column).is_null())
         if row is not None:
-            raise file_error(path, f"missing value in column {column}", _line(row, has_header))
+            raise file_error(
+                path, f"missing value in column {column}", _line(row, has_header, first_row)
+            )
     row = _first_row(frame, pl.col("rating").is_nan())
     if row is not None:
-        raise file_error(path, "rating is NaN", _line(row, has_header))
+        raise file_error(path, "rating is NaN", _line(row, has_header, first_row))
     outside = (pl.col("rating") < RATING_MIN) | (pl.col("rating") > RATING_MAX)
     row = _first_row(frame, outside)
     if row is not None:
@@ -54,7 +59,7 @@ def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool) -> None:
         raise file_error(
             path,
             f"rating {value:g} outside the scale {RATING_MIN:g}..{RATING_MAX:g}",
-            _line(row, has_header),
+            _line(row, has_header, first_row),
         )
 
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
 from aerec.contracts import InputRecord, Manifest, Progress
-from aerec.data.idmap import IdMap
-from aerec.data.readers import read_ratings
+from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
+from aerec.score.batch import UserBatch, score_batch
+from aerec.score.overlap import in_background
 from aerec.score.publish import file_sha256, publish_recs
-from aerec.score.scorer import BatchScorer, score_users
-from aerec.score.vectors import UserVectors, build_user_vectors
+from aerec.score.scorer import BatchScorer
+from aerec.score.vectors import ReadCounts, stream_user_batches
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,6 @@ def read_user_ids(path: str | Path) -> pl.Series:
     return pl.Series("user_id", [int(line) for line in lines], dtype=pl.Int64)
 
 
-def load_user_vectors(
-    ratings: str | Path, items: IdMap, users: str | Path | None = None
-) -> UserVectors:
-    """The users' vectors over the model's items; the ratings frame is freed on return."""
-    frame = read_ratings(ratings)
-    if users is not None:
-        frame = frame.filter(pl.col("user_id").is_in(read_user_ids(users).implode()))
-    return build_user_vectors(frame, items)
-
-
 def score_all(
     model: str | Path,
     ratings: str | Path,
@@ -54,31 +46,62 @@ def score_all(
     device: str = "auto",
     users: str | Path | None = None,
     progress: Progress | None = None,
+    overlap: bool = True,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Manifest:
-    """Score every user (or those listed in `users`) and publish the top-k table."""
+    """Score every user (or those listed in `users`) and publish the top-k table.
+
+    The ratings stream through in user order, a chunk at a time, while the previous batch
+    is scored (`overlap`), and the table is written row group by row group: memory is
+    bounded by the chunk, the batch and the model, not by the number of users. A file not
+    sorted by user is first sorted on disk.
+    """
     started = time.perf_counter()
     scorer = BatchScorer(model, device)
     info = scorer.info
     if k is not None and k > info.k:
         raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
-    vectors = load_user_vectors(ratings, info.items, users)
-    if vectors.users.ids.size == 0:
-        raise file_error(ratings, "no user has a rating of an item the model knows")
+    wanted = read_user_ids(users) if users is not None else None
     run = Manifest(
         k=k or info.k,
         model_version=info.version,
         input=InputRecord(path=str(ratings), sha256=file_sha256(ratings)),
         provider=scorer.provider,
-        users_skipped=vectors.users_without_known_items,
-        unknown_item_ratings=vectors.unknown_item_ratings,
     )
-    manifest = publish_recs(score_users(scorer, vectors, batch_size, k, progress), out, run)
+
+    def publish(sort: bool) -> tuple[Manifest, ReadCounts]:
+        counts = ReadCounts()
+        batches: Iterable[UserBatch] = stream_user_batches(
+            ratings, info.items, batch_size, counts, wanted, sort, chunk_rows
+        )
+        if overlap:
+            batches = in_background(batches)
+        if progress is not None:
+            batches = progress(batches, "scoring", None)
+        rows = (score_batch(scorer, batch, k) for batch in batches)
+        return publish_recs(rows, out, run, lambda: _counted(counts, ratings)), counts
+
+    try:
+        manifest, counts = publish(sort=False)
+    except NotSortedByUser:
+        manifest, counts = publish(sort=True)
+    counts.warn()
     seconds = time.perf_counter() - started
     log.info(
         "scored %d users in %.1f s (%.0f users/s) on %s",
-        len(vectors.users),
+        counts.users,
         seconds,
-        len(vectors.users) / seconds,
+        counts.users / seconds,
         scorer.provider,
     )
     return manifest
+
+
+def _counted(counts: ReadCounts, ratings: str | Path) -> Manifest:
+    """The stream's counts for the manifest, once it has been read to the end."""
+    if counts.users == 0:
+        raise file_error(ratings, "no user has a rating of an item the model knows")
+    return Manifest(
+        users_skipped=counts.users_without_known_items,
+        unknown_item_ratings=counts.unknown_item_ratings,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,13 +42,20 @@ def read_manifest(directory: Path) -> Manifest:
     return manifest
 
 
-def publish_recs(batches: Iterable[pl.DataFrame], out: str | Path, run: Manifest) -> Manifest:
+def publish_recs(
+    batches: Iterable[pl.DataFrame],
+    out: str | Path,
+    run: Manifest,
+    after: Callable[[], Manifest] | None = None,
+) -> Manifest:
     """Write the batches' rows to `out` atomically, then manifest.json, then _SUCCESS.
 
-    `run` holds what the caller knows of the run (model_version and k at least); the
-    table's own fields are added. _SUCCESS is removed first, so between the two
-    replacements a reader that waits for _SUCCESS never pairs the new table with the old
-    manifest.
+    `run` holds what the caller knows of the run (model_version and k at least); `after`,
+    called once every batch has been written and before the table replaces `out`, adds
+    what only the end of a stream knows (or raises to publish nothing). A failure while
+    writing leaves the published table, manifest and _SUCCESS as they were; _SUCCESS is
+    removed just before the table is replaced, so between the two replacements a reader
+    that waits for _SUCCESS never pairs the new table with the old manifest.
     """
     out = Path(out)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -58,13 +65,16 @@ def publish_recs(batches: Iterable[pl.DataFrame], out: str | Path, run: Manifest
         RECS_META["generated_at"]: generated,
         RECS_META["schema_version"]: SCHEMA_VERSION,
     }
-    (out.parent / SUCCESS_FILE).unlink(missing_ok=True)
     with atomic_path(out) as temporary:
         sink = ParquetFileSink(temporary, metadata)
         for rows in batches:
             sink.write(rows)
         written = sink.close()
+        if after is not None:
+            run = Manifest(**run, **after())
         digest = file_sha256(temporary)
+        # The table is complete: from here until the new _SUCCESS, no reader may trust it.
+        (out.parent / SUCCESS_FILE).unlink(missing_ok=True)
     manifest = Manifest(
         file=out.name,
         rows=written.rows,

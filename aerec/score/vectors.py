@@ -1,14 +1,20 @@
-"""Users' rating vectors over the model's item table, as CSR rows."""
+"""Users' rating vectors over the model's item table, as CSR rows, and a stream of them."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
+from aerec.data.readers import read_rating_chunks
+from aerec.data.stream import CHUNK_ROWS, complete_users, sort_on_disk
+from aerec.data.validate import drop_duplicate_pairs
+from aerec.score.batch import UserBatch
 
 log = logging.getLogger(__name__)
 
@@ -21,25 +27,92 @@ class UserVectors:
     users_without_known_items: int  # users all of whose ratings were dropped
 
 
-def build_user_vectors(frame: pl.DataFrame, items: IdMap) -> UserVectors:
-    """Map item ids through the model's table; drop (and count) ratings of unknown items."""
+@dataclass
+class ReadCounts:
+    """What a stream of users held, added up as it passes."""
+
+    users: int = 0  # users with at least one rating of a known item
+    unknown_item_ratings: int = 0
+    users_without_known_items: int = 0
+
+    def add(self, vectors: UserVectors) -> None:
+        self.users += len(vectors.users)
+        self.unknown_item_ratings += vectors.unknown_item_ratings
+        self.users_without_known_items += vectors.users_without_known_items
+
+    def warn(self) -> None:
+        if self.unknown_item_ratings:
+            log.warning(
+                "dropped %d ratings of items the model does not know", self.unknown_item_ratings
+            )
+        if self.users_without_known_items:
+            log.warning(
+                "%d users have no rating of a known item and get no rows",
+                self.users_without_known_items,
+            )
+
+
+def build_user_vectors(
+    frame: pl.DataFrame, items: IdMap, source: object = "ratings"
+) -> UserVectors:
+    """Every rating of the frame's users, mapped through the model's item table.
+
+    Ratings of unknown items are dropped (and counted); a (user, item) pair rated twice
+    keeps its latest rating, as read_ratings does.
+    """
     columns = items.index(frame["item_id"])
     known = columns >= 0
     all_users = frame["user_id"].n_unique()
-    kept = frame.filter(pl.Series(known))
+    kept = frame.filter(pl.Series(known)) if not known.all() else frame
     users = IdMap.from_ids(kept["user_id"])
-    rows = users.index(kept["user_id"])
     matrix = CsrMatrix.from_indices(
-        rows, columns[known], kept["rating"].to_numpy(), len(users), len(items)
+        users.index(kept["user_id"]),
+        columns[known],
+        kept["rating"].to_numpy(),
+        len(users),
+        len(items),
     )
-    vectors = UserVectors(users, matrix, int((~known).sum()), all_users - len(users))
-    if vectors.unknown_item_ratings:
-        log.warning(
-            "dropped %d ratings of items the model does not know", vectors.unknown_item_ratings
-        )
-    if vectors.users_without_known_items:
-        log.warning(
-            "%d users have no rating of a known item and get no rows",
-            vectors.users_without_known_items,
-        )
-    return vectors
+    if matrix.has_duplicates():
+        return build_user_vectors(drop_duplicate_pairs(Path(str(source)), frame), items, source)
+    return UserVectors(users, matrix, int((~known).sum()), all_users - len(users))
+
+
+def user_batches(vectors: UserVectors, batch_size: int) -> Iterator[UserBatch]:
+    """Consecutive batches of at most batch_size users, in user id order."""
+    for start in range(0, vectors.ratings.n_rows, batch_size):
+        stop = min(start + batch_size, vectors.ratings.n_rows)
+        yield UserBatch(vectors.users.ids[start:stop], vectors.ratings.row_slice(start, stop))
+
+
+def _batches_of(
+    frames: Iterable[pl.DataFrame],
+    items: IdMap,
+    batch_size: int,
+    counts: ReadCounts,
+    wanted: pl.Series | None,
+    source: object,
+) -> Iterator[UserBatch]:
+    for frame in complete_users(frames):
+        if wanted is not None:
+            frame = frame.filter(pl.col("user_id").is_in(wanted.implode()))
+            if frame.height == 0:
+                continue
+        vectors = build_user_vectors(frame, items, source)
+        counts.add(vectors)
+        yield from user_batches(vectors, batch_size)
+
+
+def stream_user_batches(
+    ratings: str | Path,
+    items: IdMap,
+    batch_size: int,
+    counts: ReadCounts,
+    wanted: pl.Series | None = None,
+    sort: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator[UserBatch]:
+    """Batches of whole users read from the file in ascending user order, memory bounded by
+    the chunk and the batch. `sort` goes through an on-disk sort first (needed when the
+    file is not sorted by user: reading it unsorted raises NotSortedByUser)."""
+    chunks = sort_on_disk(ratings, chunk_rows) if sort else read_rating_chunks(ratings, chunk_rows)
+    return _batches_of(chunks, items, batch_size, counts, wanted, ratings)

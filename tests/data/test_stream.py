@@ -1,0 +1,54 @@
+"""Ratings streamed as whole users in user order, sorted or not, on tiny known data."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aerec.data.readers import read_rating_chunks, read_ratings
+from aerec.data.stream import NotSortedByUser, complete_users, sort_on_disk
+
+SCHEMA = {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float32, "timestamp": pl.Int64}
+
+
+def frame(users: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"user_id": users, "item_id": range(len(users)), "rating": 4.0, "timestamp": 0},
+        schema=SCHEMA,
+    )
+
+
+def test_users_split_across_chunks_are_joined() -> None:
+    chunks = [frame([1, 1, 2]), frame([2, 2]), frame([2, 3, 4]), frame([4])]
+    groups = [g["user_id"].to_list() for g in complete_users(chunks)]
+    assert groups == [[1, 1], [2, 2, 2, 2, 3], [4, 4]]  # every group ends where a user ends
+
+
+def test_user_ids_going_down_raise() -> None:
+    with pytest.raises(NotSortedByUser):
+        list(complete_users([frame([1, 3, 2])]))
+    with pytest.raises(NotSortedByUser):
+        list(complete_users([frame([1, 5]), frame([4])]))
+
+
+def test_chunked_read_names_the_line_of_a_bad_rating(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id,rating\n" + "1,1,4\n" * 5 + "1,2,9\n")
+    with pytest.raises(Exception, match=r"r.csv:7: rating 9 outside the scale"):
+        list(read_rating_chunks(path, chunk_rows=2))
+
+
+def test_sort_on_disk_yields_every_rating_by_user(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    rows = [(u, i, float(1 + (u + i) % 5), u * 100 + i) for i in range(7) for u in (9, 2, 5, 7, 1)]
+    pl.DataFrame(rows, schema=SCHEMA, orient="row").write_csv(path)
+    before = set(Path("/tmp").glob("aerec-sort-*"))
+    groups = list(complete_users(sort_on_disk(path, chunk_rows=6)))
+    assert set(Path("/tmp").glob("aerec-sort-*")) == before  # the bucket directory is gone
+    streamed = pl.concat(groups)
+    assert streamed["user_id"].is_sorted()
+    assert all(g["user_id"].n_unique() == len(set(g["user_id"])) for g in groups)
+    users = [u for g in groups for u in g["user_id"].unique(maintain_order=True).to_list()]
+    assert users == sorted(set(users))  # each user in exactly one group
+    expected = read_ratings(path).sort("user_id", maintain_order=True)
+    assert streamed.equals(expected)
