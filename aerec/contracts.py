@@ -43,11 +43,11 @@ MODEL_META = {
     "aerec_version": "aerec.version",
     "input_format": "aerec.input_format",
 }
-# The scoring graph reads a batch as its stored ratings: entry i is user rows[i] of the
-# batch (0-based), item column columns[i] of the model's item table, rating values[i].
-# `users` has one entry per user of the batch (their ids; only its length is read).
-INPUT_FORMAT = "entries-v1"
-GRAPH_INPUTS = ("users", "rows", "columns", "values")
+# The scoring graph reads a batch as its users' stored ratings, one row per user: the
+# item columns (indices into the model's item table) and the ratings, [batch, width],
+# each row padded to the batch's widest with value 0 and a column that user rated.
+INPUT_FORMAT = "padded-v1"
+GRAPH_INPUTS = ("columns", "values")
 GRAPH_OUTPUTS = ("scores", "items")
 
 

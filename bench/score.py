@@ -1,127 +1,110 @@
-"""score-all speed: end to end, against the matrix rate of numpy and against PyTorch eager.
+"""score-all speed and memory, against the hardware limit measured in the same run.
 
-    .venv/bin/python bench/score.py [--data ../shared/data] [--only ml100k|synthetic]
+    .venv/bin/python bench/score.py [--data ../shared/data] [--only ml100k|synthetic|scaling]
 
-Two data sets, one run: ML-100K (a model trained for real) and a synthetic file of
-ML-25M shape (162,541 users, 59,047 items, 25,000,095 ratings; the model has the default
-preset's shape with untrained weights: timing does not depend on the weights). Each
-measurement runs in a fresh child process, whose peak RSS is reported.
+- limit: users/s of the decoder's dense product alone, numpy float32
+  [batch, hidden] @ [hidden, n_items], best of 5, in this process: the one product a
+  scoring pass cannot avoid;
+- score-all: a fresh child process runs it end to end (read, score, write, publish),
+  with the reader overlapped with scoring and without; seconds, users/s, peak RSS, and
+  users/s as a ratio of the limit;
+- PyTorch peer: the same checkpoint in torch (inference_mode forward, mask, torch.topk),
+  rows written with the same Parquet sink score-all uses;
+- scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
+  each: peak RSS and seconds of each, and their ratios.
 
-- score-all: end-to-end seconds (read, map, score, write, publish), users/s, peak RSS;
-- arithmetic rate: the forward pass's matrix FLOPs over the seconds spent in
-  session.run, as a ratio of numpy's float32 matrix product of the first layer's shape;
-- PyTorch eager: the same model in torch (forward, mask, torch.topk), rows to pandas,
-  pandas to Parquet; ratio of its end-to-end seconds to score-all's.
+ML-100K uses a model trained for real; the synthetic files use untrained default-preset
+models of their shape (timing does not depend on the weights).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "out"
-SYNTH = (162_541, 59_047, 25_000_095)
+ML25M_SHAPE = (162_541, 59_047, 25_000_095)
+SCALING_USERS = (50_000, 500_000)
+SCALING_ITEMS, SCALING_PER_USER = 20_000, 100
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def child_score_all(model: str, ratings: str, out: str, batch: int) -> dict:
-    """score-all as the CLI runs it, with the time inside session.run counted."""
-    from aerec.score import scorer as scorer_module
+def child_score_all(model: str, ratings: str, out: str, batch: int, overlap: bool) -> dict:
     from aerec.score.pipeline import score_all
 
-    inside = {"seconds": 0.0, "users": 0}
-    original = scorer_module.BatchScorer.__call__
-
-    def timed(self, ratings_block):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        result = original(self, ratings_block)
-        inside["seconds"] += time.perf_counter() - started
-        inside["users"] += ratings_block.ratings.n_rows
-        return result
-
-    scorer_module.BatchScorer.__call__ = timed  # type: ignore[method-assign]
     started = time.perf_counter()
-    manifest = score_all(model, ratings, out, batch_size=batch, device="cpu")
-    seconds = time.perf_counter() - started
+    manifest = score_all(model, ratings, out, batch_size=batch, device="cpu", overlap=overlap)
     return {
-        "seconds": seconds,
-        "run_seconds": inside["seconds"],
+        "seconds": time.perf_counter() - started,
         "users": manifest["users"],
         "rows": manifest["rows"],
         "peak_rss_gb": peak_rss_gb(),
     }
 
 
-def child_torch_eager(checkpoint: str, ratings: str, out: str, batch: int, k: int) -> dict:
-    """The obvious alternative: torch forward + torch.topk, pandas output."""
-    import pandas as pd
+def child_torch(checkpoint: str, ratings: str, out: str, batch: int, k: int = 10) -> dict:
+    """The torch peer: forward + mask + topk in inference mode, the same Parquet sink."""
+    import polars as pl
     import torch
 
+    from aerec.contracts import RECS_SCHEMA
     from aerec.data.readers import read_ratings
+    from aerec.io.sinks import ParquetFileSink
     from aerec.score.vectors import build_user_vectors
     from aerec.train.checkpoint import load_checkpoint
 
+    torch.set_num_threads(2)
     started = time.perf_counter()
     loaded = load_checkpoint(checkpoint)
     vectors = build_user_vectors(read_ratings(ratings), loaded.items)
     matrix, ids = vectors.ratings, torch.from_numpy(loaded.items.ids)
-    frames = []
+    sink = ParquetFileSink(out, {})
     with torch.inference_mode():
         for start in range(0, matrix.n_rows, batch):
             rows = np.arange(start, min(start + batch, matrix.n_rows))
             dense = torch.from_numpy(matrix.densify(rows))
             scores = loaded.model.network(dense).masked_fill(dense != 0, float("-inf"))
             top, index = torch.topk(scores, k, dim=1)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "user_id": np.repeat(vectors.users.ids[rows], k),
-                        "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(rows)),
-                        "item_id": ids[index].numpy().ravel(),
-                        "score": top.numpy().ravel(),
-                    }
-                )
-            )
-    table = pd.concat(frames, ignore_index=True)
-    table = table[np.isfinite(table["score"])]
-    table.to_parquet(out, index=False)
+            keep = torch.isfinite(top).numpy().ravel()
+            frame = {
+                "user_id": np.repeat(vectors.users.ids[rows], k)[keep],
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(rows))[keep],
+                "item_id": ids[index].numpy().ravel()[keep],
+                "score": top.numpy().ravel()[keep],
+            }
+            sink.write(pl.DataFrame(frame, schema=RECS_SCHEMA))
+    written = sink.close()
     return {
         "seconds": time.perf_counter() - started,
-        "rows": len(table),
+        "rows": written.rows,
         "peak_rss_gb": peak_rss_gb(),
     }
 
 
-def numpy_matmul_rate(n_items: int, hidden: int, batch: int, repeats: int = 5) -> float:
-    """Best float32 FLOP/s of [batch, n_items] @ [n_items, hidden] in numpy."""
+def decoder_limit(checkpoint: Path, batch: int, repeats: int = 5) -> float:
+    """Users/s of the decoder's dense product alone, in numpy float32."""
+    config = json.loads((checkpoint / "config.json").read_text())["model"]
+    hidden, n_items = config["hidden"][0], config["n_items"]
     rng = np.random.default_rng(0)
-    a = rng.random((batch, n_items), dtype=np.float32)
-    b = rng.random((n_items, hidden), dtype=np.float32)
+    codes = rng.random((batch, hidden), dtype=np.float32)
+    weights = rng.random((hidden, n_items), dtype=np.float32)
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        a @ b
+        codes @ weights
         best = min(best, time.perf_counter() - started)
-    return 2.0 * batch * n_items * hidden / best
-
-
-def forward_flops(checkpoint: Path) -> tuple[int, int]:
-    """Matrix FLOPs of one user's forward pass, and the first layer's width."""
-    config = json.loads((checkpoint / "config.json").read_text())["model"]
-    sizes = [config["n_items"], *config["hidden"]]
-    per_user = sum(2 * 2 * a * b for a, b in itertools.pairwise(sizes))
-    return per_user, sizes[1]
+    return batch / best
 
 
 def in_child(*args: str) -> dict:
@@ -144,8 +127,8 @@ def prepare_ml100k(data: Path, work: Path) -> tuple[Path, Path, Path]:
     return ratings, checkpoint, work / "ml100k.onnx"
 
 
-def prepare_synthetic(work: Path) -> tuple[Path, Path, Path]:
-    """The shared ML-25M-shaped file and an untrained default-shaped model over its items."""
+def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[Path, Path, Path]:
+    """A synthetic ratings file and an untrained default-shaped model over its items."""
     import polars as pl
 
     from aerec.data.idmap import IdMap
@@ -155,37 +138,51 @@ def prepare_synthetic(work: Path) -> tuple[Path, Path, Path]:
     from aerec.train.presets import PRESETS
     from aerec.train.recommender import recommender_for
 
-    users, items, count = SYNTH
-    ratings = OUT / f"synth-{users}-{items}-{count}" / "ratings.csv"
+    name = f"synth-{users}-{items}-{count}"
+    ratings = OUT / name / "ratings.csv"
     if not ratings.exists():
         write_synthetic(SynthConfig(users, items, count, seed=0, half_stars=True), ratings)
     item_map = IdMap.from_ids(pl.scan_csv(ratings).select("movieId").unique().collect().to_series())
     model = recommender_for(PRESETS["default"].model_config(len(item_map)))
-    checkpoint = work / "synthetic-checkpoint"
+    checkpoint = work / f"{name}-checkpoint"
     save_checkpoint(checkpoint, model, item_map, {"preset": "default (untrained)"}, {}, "epoch\n")
-    export_onnx(checkpoint, work / "synthetic.onnx", k=10)
-    return ratings, checkpoint, work / "synthetic.onnx"
+    export_onnx(checkpoint, work / f"{name}.onnx", k=10)
+    return ratings, checkpoint, work / f"{name}.onnx"
 
 
 def bench(name: str, ratings: Path, checkpoint: Path, model: Path, batch: int) -> dict:
-    ours = in_child(
-        "score", str(model), str(ratings), str(OUT / f"{name}-recs" / "recs.parquet"), str(batch)
-    )
-    eager = in_child(
+    out = str(OUT / f"{name}-recs" / "recs.parquet")
+    overlapped = in_child("score", str(model), str(ratings), out, str(batch), "1")
+    serial = in_child("score", str(model), str(ratings), out, str(batch), "0")
+    peer = in_child(
         "torch", str(checkpoint), str(ratings), str(OUT / f"{name}-torch.parquet"), str(batch)
     )
-    per_user, hidden = forward_flops(checkpoint)
-    n_items = json.loads((checkpoint / "config.json").read_text())["model"]["n_items"]
-    achieved = per_user * ours["users"] / ours["run_seconds"]
-    reference = numpy_matmul_rate(n_items, hidden, batch)
+    limit = decoder_limit(checkpoint, batch)
+    users_per_s = overlapped["users"] / overlapped["seconds"]
     return {
-        "score_all": ours,
-        "torch_eager": eager,
-        "users_per_s": ours["users"] / ours["seconds"],
-        "model_gflops": achieved / 1e9,
-        "numpy_gflops": reference / 1e9,
-        "rate_ratio": achieved / reference,
-        "speedup_vs_torch": eager["seconds"] / ours["seconds"],
+        "score_all": overlapped,
+        "score_all_no_overlap": serial,
+        "torch_peer": peer,
+        "users_per_s": users_per_s,
+        "limit_users_per_s": limit,
+        "ratio_to_limit": users_per_s / limit,
+        "overlap_speedup": serial["seconds"] / overlapped["seconds"],
+        "speedup_vs_torch": peer["seconds"] / overlapped["seconds"],
+    }
+
+
+def scaling(work: Path, batch: int) -> dict:
+    points = {}
+    for users in SCALING_USERS:
+        ratings, _, model = prepare_synthetic(work, users, SCALING_ITEMS, users * SCALING_PER_USER)
+        out = str(OUT / f"scaling-{users}" / "recs.parquet")
+        points[users] = in_child("score", str(model), str(ratings), out, str(batch), "1")
+    small, large = (points[u] for u in SCALING_USERS)
+    return {
+        "points": points,
+        "rss_ratio": large["peak_rss_gb"] / small["peak_rss_gb"],
+        "seconds_ratio": large["seconds"] / small["seconds"],
+        "users_ratio": SCALING_USERS[1] / SCALING_USERS[0],
     }
 
 
@@ -195,40 +192,53 @@ def main() -> None:
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--only", choices=["ml100k", "synthetic"])
+    parser.add_argument("--only", choices=["ml100k", "synthetic", "scaling"])
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "score":
-            result = child_score_all(rest[0], rest[1], rest[2], int(rest[3]))
+            result = child_score_all(rest[0], rest[1], rest[2], int(rest[3]), rest[4] == "1")
         else:
-            result = child_torch_eager(rest[0], rest[1], rest[2], int(rest[3]), 10)
+            result = child_torch(rest[0], rest[1], rest[2], int(rest[3]))
         print(json.dumps(result))
         return
     work = OUT / "score-models"
     work.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results: dict[str, Any] = {}
     if args.only in (None, "ml100k"):
         results["ML-100K"] = bench("ml100k", *prepare_ml100k(args.data, work), args.batch_size)
     if args.only in (None, "synthetic"):
         results["synthetic ML-25M shape"] = bench(
-            "synthetic", *prepare_synthetic(work), args.batch_size
+            "synthetic", *prepare_synthetic(work, *ML25M_SHAPE), args.batch_size
         )
     print(
-        "| data | users | score-all s | users/s | peak RSS GB | model GFLOP/s | numpy "
-        "GFLOP/s | rate ratio | PyTorch eager s | speed-up |"
+        "| data | users | score-all s | users/s | limit users/s | ratio | peak RSS GB | "
+        "no overlap s | torch peer s | speed-up |"
     )
     print("| --- " * 10 + "|")
     for name, r in results.items():
-        ours, eager = r["score_all"], r["torch_eager"]
+        ours = r["score_all"]
         print(
             f"| {name} | {ours['users']:,} | {ours['seconds']:.1f} | {r['users_per_s']:,.0f} | "
-            f"{ours['peak_rss_gb']:.2f} | {r['model_gflops']:.0f} | {r['numpy_gflops']:.0f} | "
-            f"{r['rate_ratio']:.2f} | {eager['seconds']:.1f} | "
-            f"{r['speedup_vs_torch']:.2f}x |"
+            f"{r['limit_users_per_s']:,.0f} | {r['ratio_to_limit']:.2f} | "
+            f"{ours['peak_rss_gb']:.2f} | {r['score_all_no_overlap']['seconds']:.1f} | "
+            f"{r['torch_peer']['seconds']:.1f} | {r['speedup_vs_torch']:.2f}x |"
         )
-    (OUT / "score.json").write_text(json.dumps(results, indent=2))
+    if args.only in (None, "scaling"):
+        results["scaling"] = scale = scaling(work, args.batch_size)
+        for users, point in scale["points"].items():
+            print(
+                f"scaling: {users:,} users: {point['seconds']:.1f} s, "
+                f"{point['peak_rss_gb']:.2f} GB peak RSS"
+            )
+        print(
+            f"scaling: {scale['users_ratio']:.0f}x users -> {scale['seconds_ratio']:.2f}x "
+            f"seconds, {scale['rss_ratio']:.2f}x peak RSS"
+        )
+    (OUT / f"score{'-' + args.only if args.only else ''}.json").write_text(
+        json.dumps(results, indent=2)
+    )
 
 
 if __name__ == "__main__":

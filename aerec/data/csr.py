@@ -74,13 +74,14 @@ class CsrMatrix:
         starts = self.indptr[1:-1]
         return bool(np.setdiff1d(repeated, starts, assume_unique=True).size)
 
-    def row_slice(self, start: int, stop: int) -> CsrMatrix:
-        """Rows start..stop-1 as a matrix of their own (views of this one's arrays)."""
-        indptr = self.indptr[start : stop + 1]
-        first, last = int(indptr[0]), int(indptr[-1])
-        return CsrMatrix(
-            indptr - first, self.indices[first:last], self.data[first:last], self.n_cols
-        )
+    def take(self, rows: np.ndarray) -> CsrMatrix:
+        """The given rows, in the given order, as a matrix of their own."""
+        counts = self.row_counts()[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        starts = self.indptr[rows]
+        positions = np.arange(int(indptr[-1])) + np.repeat(starts - indptr[:-1], counts)
+        return CsrMatrix(indptr, self.indices[positions], self.data[positions], self.n_cols)
 
     def densify(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Dense [len(rows), n_cols] float32 block of the given rows, written into `out`."""

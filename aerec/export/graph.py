@@ -12,9 +12,10 @@ from aerec.train.model import Network
 class ScoringGraph(nn.Module):
     """A batch's stored ratings -> (scores [batch, k], items [batch, k] external ids).
 
-    Inputs follow aerec.contracts.GRAPH_INPUTS: users [batch], and rows, columns, values
-    [entries]. Items the user already rated score -inf, so they never rank above an
-    unrated item; rows with fewer than k unrated items carry -inf scores the scorer drops.
+    Inputs follow aerec.contracts.GRAPH_INPUTS: columns and values [batch, width]. Items
+    the user already rated score -inf, so they never rank above an unrated item (padding
+    repeats a rated column, so every write is -inf); rows with fewer than k unrated items
+    carry -inf scores the scorer drops.
     """
 
     item_ids: torch.Tensor
@@ -28,9 +29,9 @@ class ScoringGraph(nn.Module):
         self.register_buffer("item_ids", torch.from_numpy(np.asarray(item_ids, dtype=np.int64)))
 
     def forward(
-        self, users: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor
+        self, columns: torch.Tensor, values: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        predicted = self.model.forward_sparse(rows, columns, values, users.shape[0])
-        masked = predicted.index_put((rows, columns), torch.tensor(float("-inf")))
+        predicted = self.model.forward_sparse(columns, values)
+        masked = predicted.scatter(1, columns, float("-inf"))
         scores, index = torch.topk(masked, self.k, dim=1)
         return scores, self.item_ids[index]

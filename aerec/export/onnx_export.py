@@ -47,7 +47,7 @@ def _example_batch(n_items: int, batch: int, seed: int) -> UserBatch:
 
 def _trace(graph: ScoringGraph, n_items: int, path: Path) -> None:
     example = graph_feed(_example_batch(n_items, 4, seed=1))
-    batch, entries = torch.export.Dim("batch", min=1), torch.export.Dim("entries", min=1)
+    batch, width = torch.export.Dim("batch", min=1), torch.export.Dim("width", min=1)
     names = list(GRAPH_INPUTS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -58,7 +58,7 @@ def _trace(graph: ScoringGraph, n_items: int, path: Path) -> None:
             opset_version=OPSET,
             input_names=names,
             output_names=list(GRAPH_OUTPUTS),
-            dynamic_shapes={name: {0: batch if name == "users" else entries} for name in names},
+            dynamic_shapes={name: {0: batch, 1: width} for name in names},
             verbose=False,
         )
     if program is None:

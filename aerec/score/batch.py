@@ -28,16 +28,21 @@ Scorer = Callable[[UserBatch], tuple[np.ndarray, np.ndarray]]
 
 
 def graph_feed(batch: UserBatch) -> dict[str, np.ndarray]:
-    """The scoring graph's inputs for a batch (aerec.contracts.GRAPH_INPUTS)."""
+    """The scoring graph's inputs for a batch (aerec.contracts.GRAPH_INPUTS): each user's
+    columns and ratings, padded to the widest user with their first column and 0.
+
+    Every user of a batch has at least one rating."""
     matrix = batch.ratings
-    rows = np.repeat(np.arange(matrix.n_rows, dtype=np.int64), matrix.row_counts())
-    arrays = (
-        np.asarray(batch.user_ids, dtype=np.int64),
-        rows,
-        matrix.indices.astype(np.int64),
-        matrix.data.astype(np.float32, copy=False),
-    )
-    return dict(zip(GRAPH_INPUTS, arrays, strict=True))
+    counts = matrix.row_counts()
+    width = int(counts.max())
+    starts = matrix.indptr[:-1]
+    rows = np.repeat(np.arange(matrix.n_rows), counts)
+    positions = np.arange(matrix.nnz) - np.repeat(starts, counts)
+    columns = np.repeat(matrix.indices[starts].astype(np.int64)[:, None], width, axis=1)
+    values = np.zeros((matrix.n_rows, width), dtype=np.float32)
+    columns[rows, positions] = matrix.indices
+    values[rows, positions] = matrix.data
+    return dict(zip(GRAPH_INPUTS, (columns, values), strict=True))
 
 
 def topk_rows(

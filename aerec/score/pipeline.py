@@ -12,11 +12,10 @@ import polars as pl
 from aerec.contracts import InputRecord, Manifest, Progress
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
-from aerec.score.batch import UserBatch, score_batch
 from aerec.score.overlap import in_background
 from aerec.score.publish import file_sha256, publish_recs
-from aerec.score.scorer import BatchScorer
-from aerec.score.vectors import ReadCounts, stream_user_batches
+from aerec.score.scorer import BatchScorer, score_users
+from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +70,14 @@ def score_all(
 
     def publish(sort: bool) -> tuple[Manifest, ReadCounts]:
         counts = ReadCounts()
-        batches: Iterable[UserBatch] = stream_user_batches(
-            ratings, info.items, batch_size, counts, wanted, sort, chunk_rows
+        chunks: Iterable[UserVectors] = stream_user_vectors(
+            ratings, info.items, counts, wanted, sort, chunk_rows
         )
         if overlap:
-            batches = in_background(batches)
+            chunks = in_background(chunks)
         if progress is not None:
-            batches = progress(batches, "scoring", None)
-        rows = (score_batch(scorer, batch, k) for batch in batches)
+            chunks = progress(chunks, "scoring chunks", None)
+        rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
         return publish_recs(rows, out, run, lambda: _counted(counts, ratings)), counts
 
     try:

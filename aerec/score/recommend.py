@@ -28,7 +28,7 @@ def recommend_user(
     vectors = build_user_vectors(frame, scorer.info.items)
     if vectors.users.ids.size == 0:
         raise InputError(f"user {user} rated no item the model knows")
-    (recs,) = score_users(scorer, vectors, batch_size=1, k=k)
+    recs = score_users(scorer, vectors, batch_size=1, k=k)
     titles = read_movies(movies)
     rated = (
         frame.sort(["rating", "timestamp"], descending=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.contracts import GRAPH_OUTPUTS
-from aerec.score.batch import UserBatch, graph_feed, score_batch
+from aerec.contracts import GRAPH_OUTPUTS, RECS_SCHEMA
+from aerec.score.batch import Scorer, UserBatch, graph_feed, score_batch
 from aerec.score.session import open_session
-from aerec.score.vectors import UserVectors, user_batches
+from aerec.score.vectors import UserVectors
 
 
 class BatchScorer:
@@ -25,12 +25,38 @@ class BatchScorer:
         return scores, items
 
 
+def length_batches(
+    vectors: UserVectors, batch_size: int, max_entries: int | None = None
+) -> Iterator[UserBatch]:
+    """Batches of users of similar rating counts: at most batch_size users, and at most
+    max_entries padded ratings (users x the widest user's count; default batch_size x 256)
+    unless one user alone has more. Grouping by count keeps padding small."""
+    budget = max_entries or batch_size * 256
+    counts = vectors.ratings.row_counts()
+    order = np.argsort(counts, kind="stable")
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while (
+            stop < len(order)
+            and stop - start < batch_size
+            and (stop - start + 1) * counts[order[stop]] <= budget
+        ):
+            stop += 1
+        rows = np.sort(order[start:stop])
+        yield UserBatch(vectors.users.ids[rows], vectors.ratings.take(rows))
+        start = stop
+
+
 def score_users(
-    scorer: BatchScorer,
+    scorer: Scorer,
     vectors: UserVectors,
     batch_size: int = 512,
     k: int | None = None,
-) -> Iterator[pl.DataFrame]:
-    """Top-k rows for every user in `vectors`, one frame per batch, in user id order."""
-    for batch in user_batches(vectors, batch_size):
-        yield score_batch(scorer, batch, k)
+    max_entries: int | None = None,
+) -> pl.DataFrame:
+    """Top-k rows for every user in `vectors`, sorted by user_id then rank."""
+    frames = [score_batch(scorer, b, k) for b in length_batches(vectors, batch_size, max_entries)]
+    if not frames:
+        return pl.DataFrame(schema=RECS_SCHEMA)
+    return pl.concat(frames).sort("user_id", "rank")

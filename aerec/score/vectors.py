@@ -14,7 +14,6 @@ from aerec.data.idmap import IdMap
 from aerec.data.readers import read_rating_chunks
 from aerec.data.stream import CHUNK_ROWS, complete_users, sort_on_disk
 from aerec.data.validate import drop_duplicate_pairs
-from aerec.score.batch import UserBatch
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +76,13 @@ def build_user_vectors(
     return UserVectors(users, matrix, int((~known).sum()), all_users - len(users))
 
 
-def user_batches(vectors: UserVectors, batch_size: int) -> Iterator[UserBatch]:
-    """Consecutive batches of at most batch_size users, in user id order."""
-    for start in range(0, vectors.ratings.n_rows, batch_size):
-        stop = min(start + batch_size, vectors.ratings.n_rows)
-        yield UserBatch(vectors.users.ids[start:stop], vectors.ratings.row_slice(start, stop))
-
-
-def _batches_of(
+def _vectors_of(
     frames: Iterable[pl.DataFrame],
     items: IdMap,
-    batch_size: int,
     counts: ReadCounts,
     wanted: pl.Series | None,
     source: object,
-) -> Iterator[UserBatch]:
+) -> Iterator[UserVectors]:
     for frame in complete_users(frames):
         if wanted is not None:
             frame = frame.filter(pl.col("user_id").is_in(wanted.implode()))
@@ -99,20 +90,21 @@ def _batches_of(
                 continue
         vectors = build_user_vectors(frame, items, source)
         counts.add(vectors)
-        yield from user_batches(vectors, batch_size)
+        if len(vectors.users):
+            yield vectors
 
 
-def stream_user_batches(
+def stream_user_vectors(
     ratings: str | Path,
     items: IdMap,
-    batch_size: int,
     counts: ReadCounts,
     wanted: pl.Series | None = None,
     sort: bool = False,
     chunk_rows: int = CHUNK_ROWS,
-) -> Iterator[UserBatch]:
-    """Batches of whole users read from the file in ascending user order, memory bounded by
-    the chunk and the batch. `sort` goes through an on-disk sort first (needed when the
-    file is not sorted by user: reading it unsorted raises NotSortedByUser)."""
+) -> Iterator[UserVectors]:
+    """The vectors of whole users, a chunk at a time, read from the file in ascending user
+    order: memory is bounded by the chunk. `sort` goes through an on-disk sort first
+    (needed when the file is not sorted by user: reading it unsorted raises
+    NotSortedByUser)."""
     chunks = sort_on_disk(ratings, chunk_rows) if sort else read_rating_chunks(ratings, chunk_rows)
-    return _batches_of(chunks, items, batch_size, counts, wanted, ratings)
+    return _vectors_of(chunks, items, counts, wanted, ratings)

@@ -66,24 +66,23 @@ class AutoEncoder(nn.Module):
             return self._after_first_layer(F.linear(hidden, first.weight) * scale + first.bias)
         return self._after_first_layer(first(hidden))
 
-    def forward_sparse(
-        self, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_rows: int
-    ) -> torch.Tensor:
-        """forward() in eval mode for a batch given as its stored entries (row, column, value).
+    def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """forward() in eval mode for a batch given as each user's rated item columns and
+        ratings, [batch, width], padded with value 0.
 
-        The first layer gathers one weight column per entry instead of multiplying a dense
-        [n_rows, n_items] input: its cost is O(entries x hidden), not O(n_rows x n_items).
+        The first layer gathers one weight column per rating instead of multiplying a dense
+        [batch, n_items] input: its cost is O(batch x width x hidden), not
+        O(batch x n_items x hidden). The per-user sum is a batched product, which runs
+        the same way every time (no scatter-add, whose threads race in ONNX Runtime).
         """
         first = _linears(self.encoder)[0]
         multinomial = self.config.likelihood == "multinomial"
         inputs = (values != 0).to(values.dtype) if multinomial else values
-        gathered = first.weight.t()[columns] * inputs.unsqueeze(1)
-        pre = torch.zeros(n_rows, first.out_features, dtype=values.dtype).index_add(
-            0, rows, gathered
-        )
+        gathered = first.weight.t()[columns]  # [batch, width, hidden]
+        pre = torch.matmul(inputs.unsqueeze(1), gathered).squeeze(1)
         if multinomial:
-            counts = torch.zeros(n_rows, dtype=values.dtype).index_add(0, rows, inputs)
-            pre = pre * torch.rsqrt(torch.clamp(counts, min=1e-12)).unsqueeze(1)
+            counts = inputs.sum(dim=1, keepdim=True)
+            pre = pre * torch.rsqrt(torch.clamp(counts, min=1e-12))
         return self._after_first_layer(pre + first.bias)
 
     def _after_first_layer(self, pre: torch.Tensor) -> torch.Tensor:
@@ -111,11 +110,9 @@ class Ensemble(nn.Module):
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(ratings) for member in self.members]).mean(dim=0)
 
-    def forward_sparse(
-        self, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_rows: int
-    ) -> torch.Tensor:
+    def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         members = [m for m in self.members if isinstance(m, AutoEncoder | Ensemble)]
-        outputs = [m.forward_sparse(rows, columns, values, n_rows) for m in members]
+        outputs = [m.forward_sparse(columns, values) for m in members]
         return torch.stack(outputs).mean(dim=0)
 
 

@@ -17,7 +17,7 @@ def test_graph_signature_and_metadata(tiny_model: Path, tiny_checkpoint: Path) -
     model = onnx.load(str(tiny_model))
     onnx.checker.check_model(model)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= OPSET
-    assert [i.name for i in model.graph.input] == ["users", "rows", "columns", "values"]
+    assert [i.name for i in model.graph.input] == ["columns", "values"]
     assert [o.name for o in model.graph.output] == ["scores", "items"]
     meta = {p.key: p.value for p in model.metadata_props}
     items = load_checkpoint(tiny_checkpoint).items
@@ -25,7 +25,7 @@ def test_graph_signature_and_metadata(tiny_model: Path, tiny_checkpoint: Path) -
     assert meta["aerec.k"] == "5"
     assert int(meta["aerec.n_items"]) == len(items)
     assert len(meta["aerec.model_version"]) == 64
-    assert meta["aerec.input_format"] == "entries-v1"
+    assert meta["aerec.input_format"] == "padded-v1"
 
 
 def feed_of(ratings: np.ndarray) -> dict[str, np.ndarray]:

@@ -117,7 +117,7 @@ def test_model_of_another_input_format_is_refused(tiny_model: Path, tmp_path: Pa
         if prop.key == "aerec.input_format":
             prop.value = "dense-v0"
     onnx.save(proto, str(tmp_path / "old.onnx"))
-    with pytest.raises(InputError, match="reads dense-v0, this aerec reads entries-v1: re-export"):
+    with pytest.raises(InputError, match="reads dense-v0, this aerec reads padded-v1: re-export"):
         open_session(tmp_path / "old.onnx", "cpu")
 
 

@@ -41,7 +41,7 @@ def test_output_invariants(scorer: BatchScorer, data: st.DataObject, batch: int)
         },
         orient="row",
     )
-    recs = pl.concat(score_users(scorer, build_user_vectors(frame, scorer.info.items), batch))
+    recs = score_users(scorer, build_user_vectors(frame, scorer.info.items), batch)
     k = scorer.info.k
     for (user,), rows in recs.group_by("user_id"):
         rated = set(users[user])

@@ -21,7 +21,7 @@ def in_memory(tiny_model: Path, tiny_data: tuple[Path, Path]) -> pl.DataFrame:
     """The reference: every user's rows scored from the whole frame at once."""
     scorer = BatchScorer(tiny_model, "cpu")
     vectors = build_user_vectors(read_ratings(tiny_data[0]), scorer.info.items)
-    return pl.concat(score_users(scorer, vectors, batch_size=512))
+    return score_users(scorer, vectors, batch_size=512)
 
 
 def assert_same_recs(got: pl.DataFrame, want: pl.DataFrame) -> None:
