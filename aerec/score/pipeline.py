@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -61,12 +62,10 @@ def score_all(
     if k is not None and k > info.k:
         raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
     wanted = read_user_ids(users) if users is not None else None
-    run = Manifest(
-        k=k or info.k,
-        model_version=info.version,
-        input=InputRecord(path=str(ratings), sha256=file_sha256(ratings)),
-        provider=scorer.provider,
-    )
+    run = Manifest(k=k or info.k, model_version=info.version, provider=scorer.provider)
+    # The input's checksum is read beside the scoring, not before it.
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
+    digest = hashing.submit(file_sha256, ratings)
 
     def publish(sort: bool) -> tuple[Manifest, ReadCounts]:
         counts = ReadCounts()
@@ -78,12 +77,21 @@ def score_all(
         if progress is not None:
             chunks = progress(chunks, "scoring chunks", None)
         rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
-        return publish_recs(rows, out, run, lambda: _counted(counts, ratings)), counts
+
+        def finish() -> Manifest:
+            return Manifest(
+                input=InputRecord(path=str(ratings), sha256=digest.result()),
+                **_counted(counts, ratings),
+            )
+
+        return publish_recs(rows, out, run, finish), counts
 
     try:
         manifest, counts = publish(sort=False)
     except NotSortedByUser:
         manifest, counts = publish(sort=True)
+    finally:
+        hashing.shutdown(wait=True, cancel_futures=True)
     counts.warn()
     seconds = time.perf_counter() - started
     log.info(
