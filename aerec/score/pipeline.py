@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
 
 log = logging.getLogger(__name__)
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
 
 def read_user_ids(path: str | Path) -> pl.Series:
     """User ids from a file of one id per line (a header line is allowed)."""
@@ -35,6 +38,21 @@ def read_user_ids(path: str | Path) -> pl.Series:
     if not lines:
         raise file_error(path, "lists no users")
     return pl.Series("user_id", [int(line) for line in lines], dtype=pl.Int64)
+
+
+def keep_large_buffers_out_of_the_heap() -> None:
+    """Fix glibc's mmap threshold at its default (128 KiB).
+
+    glibc raises the threshold each time a large block is freed, after which the chunk- and
+    batch-sized buffers this loop frees and reallocates come from its heap arenas, which
+    fragment: peak RSS then grew with the number of users (3.5 GB for 500,000 users, 1.0
+    GB with the threshold fixed). Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def score_all(
@@ -57,6 +75,7 @@ def score_all(
     sorted by user is first sorted on disk.
     """
     started = time.perf_counter()
+    keep_large_buffers_out_of_the_heap()
     scorer = BatchScorer(model, device)
     info = scorer.info
     if k is not None and k > info.k:
