@@ -57,7 +57,7 @@ def command(
         batch_size=batch_size,
         device=device,
         users=users_file,
-        progress=functools.partial(progress, unit="user", per_item=batch_size),
+        progress=functools.partial(progress, unit="chunk"),
     )
 
 
