@@ -11,6 +11,8 @@ import polars as pl
 from aerec import __version__
 from aerec.clikit import (
     device_option,
+    max_unknown_option,
+    min_rows_option,
     model_option,
     ratings_option,
     require,
@@ -160,13 +162,33 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 )
 @click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
 @device_option
+@max_unknown_option
+@min_rows_option
 def nightly(
-    model: str, ratings: str, out_dir: str, k: int | None, keep: int, batch_size: int, device: str
+    model: str,
+    ratings: str,
+    out_dir: str,
+    k: int | None,
+    keep: int,
+    batch_size: int,
+    device: str,
+    max_unknown: float,
+    min_rows_fraction: float,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
     from aerec.jobs.nightly import nightly as run_nightly
 
-    run_nightly(model, ratings, out_dir, k=k, keep=keep, batch_size=batch_size, device=device)
+    run_nightly(
+        model,
+        ratings,
+        out_dir,
+        k=k,
+        keep=keep,
+        batch_size=batch_size,
+        device=device,
+        max_unknown=max_unknown,
+        min_rows_fraction=min_rows_fraction,
+    )
 
 
 @group.command()

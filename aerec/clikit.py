@@ -11,7 +11,14 @@ from typing import NoReturn, TypeVar
 import click
 from tqdm import tqdm
 
-from aerec.contracts import DEVICES, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
+from aerec.contracts import (
+    DEVICES,
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    MAX_UNKNOWN_SHARE,
+    MIN_ROWS_FRACTION,
+)
 from aerec.errors import AerecError, InputError
 
 T = TypeVar("T")
@@ -36,6 +43,21 @@ model_option = click.option(
     required=True,
     type=click.Path(dir_okay=False),
     help="ONNX scoring model written by export-onnx.",
+)
+max_unknown_option = click.option(
+    "--max-unknown",
+    default=MAX_UNKNOWN_SHARE,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Refuse to publish when more ratings, or users, than this share are of items "
+    "the model does not know.",
+)
+min_rows_option = click.option(
+    "--min-rows-fraction",
+    default=MIN_ROWS_FRACTION,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Refuse to publish a table with fewer rows than this share of the published one.",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 

@@ -24,6 +24,10 @@ EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
 # --- devices --------------------------------------------------------------------------
 DEVICES = ("auto", "cpu", "cuda")
 
+# --- publish gates (score-all, aerec nightly) ----------------------------------------
+MAX_UNKNOWN_SHARE = 0.5  # refuse when more ratings (or users) than this are of unknown items
+MIN_ROWS_FRACTION = 0.5  # refuse a table with fewer rows than this share of the published one
+
 # --- checkpoint directory (train-model --out) -----------------------------------------
 CHECKPOINT_WEIGHTS = "weights.pt"
 CHECKPOINT_CONFIG = "config.json"

@@ -8,7 +8,16 @@ import shutil
 import time
 from pathlib import Path
 
-from aerec.contracts import LOCK_FILE, RECS_FILE, RUNS_DIR, SUCCESS_FILE, Manifest, run_stamp
+from aerec.contracts import (
+    LOCK_FILE,
+    MAX_UNKNOWN_SHARE,
+    MIN_ROWS_FRACTION,
+    RECS_FILE,
+    RUNS_DIR,
+    SUCCESS_FILE,
+    Manifest,
+    run_stamp,
+)
 from aerec.errors import InputError
 from aerec.io.atomic import atomic_path, fsync_dir, write_text_atomic
 from aerec.io.lock import run_lock
@@ -58,8 +67,11 @@ def nightly(
     keep: int = 7,
     batch_size: int = 512,
     device: str = "auto",
+    max_unknown: float = MAX_UNKNOWN_SHARE,
+    min_rows_fraction: float = MIN_ROWS_FRACTION,
 ) -> Manifest:
-    """One locked nightly run; returns the published manifest."""
+    """One locked nightly run; returns the published manifest. The publish gates of
+    score_all compare with the table published in `out_dir`."""
     if keep < 1:
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
@@ -71,7 +83,15 @@ def nightly(
         log.info("nightly run %s: model %s, ratings %s, output %s", stamp, model, ratings, out_dir)
         try:
             manifest = score_all(
-                model, ratings, run_dir / RECS_FILE, k=k, batch_size=batch_size, device=device
+                model,
+                ratings,
+                run_dir / RECS_FILE,
+                k=k,
+                batch_size=batch_size,
+                device=device,
+                max_unknown=max_unknown,
+                min_rows_fraction=min_rows_fraction,
+                published=out_dir,
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)

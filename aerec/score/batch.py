@@ -13,6 +13,7 @@ import polars as pl
 
 from aerec.contracts import GRAPH_INPUTS, RECS_SCHEMA
 from aerec.data.csr import CsrMatrix
+from aerec.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -72,4 +73,10 @@ def topk_rows(
 def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.DataFrame:
     """Score one batch of users and return their top-k rows."""
     scores, items = scorer(batch)
+    broken = np.isnan(scores).any(axis=1)
+    if broken.any():
+        raise InputError(
+            f"the model scored NaN for {int(broken.sum())} users of a batch (first: user "
+            f"{int(batch.user_ids[broken][0])}); nothing published"
+        )
     return topk_rows(batch.user_ids, scores, items, k)

@@ -8,6 +8,8 @@ import click
 
 from aerec.clikit import (
     device_option,
+    max_unknown_option,
+    min_rows_option,
     model_option,
     progress,
     ratings_option,
@@ -36,6 +38,8 @@ from aerec.score.pipeline import score_all
     type=click.Path(dir_okay=False),
     help="Score only the user ids listed in this file, one per line.",
 )
+@max_unknown_option
+@min_rows_option
 @verbose_option
 def command(
     model: str,
@@ -45,6 +49,8 @@ def command(
     batch_size: int,
     device: str,
     users_file: str | None,
+    max_unknown: float,
+    min_rows_fraction: float,
     verbose: bool,
 ) -> None:
     """Score every user's rating vector through ONNX Runtime and publish the top-k table."""
@@ -58,6 +64,8 @@ def command(
         device=device,
         users=users_file,
         progress=functools.partial(progress, unit="chunk"),
+        max_unknown=max_unknown,
+        min_rows_fraction=min_rows_fraction,
     )
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import polars as pl
 
-from aerec.contracts import InputRecord, Manifest, Progress
+from aerec.contracts import (
+    MAX_UNKNOWN_SHARE,
+    MIN_ROWS_FRACTION,
+    InputRecord,
+    Manifest,
+    Progress,
+)
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
 from aerec.score.overlap import in_background
@@ -66,6 +72,9 @@ def score_all(
     progress: Progress | None = None,
     overlap: bool = True,
     chunk_rows: int = CHUNK_ROWS,
+    max_unknown: float = MAX_UNKNOWN_SHARE,
+    min_rows_fraction: float = MIN_ROWS_FRACTION,
+    published: str | Path | None = None,
 ) -> Manifest:
     """Score every user (or those listed in `users`) and publish the top-k table.
 
@@ -73,6 +82,11 @@ def score_all(
     is scored (`overlap`), and the table is written row group by row group: memory is
     bounded by the chunk, the batch and the model, not by the number of users. A file not
     sorted by user is first sorted on disk.
+
+    Nothing is published (InputError) when the model scores NaN, when more than
+    `max_unknown` of the ratings or users are of items the model does not know, or when
+    the table has fewer rows than `min_rows_fraction` of the one published in
+    `published` (a directory holding manifest.json; default: beside `out`).
     """
     started = time.perf_counter()
     keep_large_buffers_out_of_the_heap()
@@ -98,12 +112,14 @@ def score_all(
         rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
 
         def finish() -> Manifest:
+            counts.check_fit(ratings, max_unknown)
             return Manifest(
                 input=InputRecord(path=str(ratings), sha256=digest.result()),
                 **_counted(counts, ratings),
             )
 
-        return publish_recs(rows, out, run, finish), counts
+        previous = Path(published) if published is not None else Path(out).parent
+        return publish_recs(rows, out, run, finish, previous, min_rows_fraction), counts
 
     try:
         manifest, counts = publish(sort=False)

@@ -18,6 +18,7 @@ from aerec.contracts import (
     SUCCESS_FILE,
     Manifest,
 )
+from aerec.errors import InputError
 from aerec.io.atomic import atomic_path, write_text_atomic
 from aerec.io.sinks import ParquetFileSink
 
@@ -42,17 +43,30 @@ def read_manifest(directory: Path) -> Manifest:
     return manifest
 
 
+def _published_rows(directory: Path) -> int:
+    """Rows of the table published in `directory` (0, with a warning, when unreadable)."""
+    try:
+        return int(read_manifest(directory).get("rows", 0))
+    except (OSError, ValueError, TypeError) as error:
+        log.warning("%s: unreadable manifest, row gate skipped (%s)", directory, error)
+        return 0
+
+
 def publish_recs(
     batches: Iterable[pl.DataFrame],
     out: str | Path,
     run: Manifest,
     after: Callable[[], Manifest] | None = None,
+    previous: Path | None = None,
+    min_rows_fraction: float = 0.0,
 ) -> Manifest:
     """Write the batches' rows to `out` atomically, then manifest.json, then _SUCCESS.
 
     `run` holds what the caller knows of the run (model_version and k at least); `after`,
     called once every batch has been written and before the table replaces `out`, adds
-    what only the end of a stream knows (or raises to publish nothing). A failure while
+    what only the end of a stream knows (or raises to publish nothing). A table with fewer
+    rows than `min_rows_fraction` of the one whose manifest.json is in `previous` is not
+    published (InputError). A failure while
     writing leaves the published table, manifest and _SUCCESS as they were; _SUCCESS is
     removed just before the table is replaced, so between the two replacements a reader
     that waits for _SUCCESS never pairs the new table with the old manifest.
@@ -72,6 +86,13 @@ def publish_recs(
         written = sink.close()
         if after is not None:
             run = Manifest(**run, **after())
+        if previous is not None and (previous / MANIFEST_FILE).is_file():
+            before = _published_rows(previous)
+            if written.rows < min_rows_fraction * before:
+                raise InputError(
+                    f"{out}: {written.rows} rows, fewer than {min_rows_fraction:.0%} of the "
+                    f"{before} published; nothing published (--min-rows-fraction to override)"
+                )
         digest = file_sha256(temporary)
         # The table is complete: from here until the new _SUCCESS, no reader may trust it.
         (out.parent / SUCCESS_FILE).unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from aerec.data.idmap import IdMap
 from aerec.data.readers import read_rating_chunks
 from aerec.data.stream import CHUNK_ROWS, complete_users, sort_on_disk
 from aerec.data.validate import drop_duplicate_pairs
+from aerec.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,28 @@ class ReadCounts:
     """What a stream of users held, added up as it passes."""
 
     users: int = 0  # users with at least one rating of a known item
+    ratings: int = 0  # every rating read, known item or not
     unknown_item_ratings: int = 0
     users_without_known_items: int = 0
 
     def add(self, vectors: UserVectors) -> None:
         self.users += len(vectors.users)
+        self.ratings += vectors.ratings.nnz + vectors.unknown_item_ratings
         self.unknown_item_ratings += vectors.unknown_item_ratings
         self.users_without_known_items += vectors.users_without_known_items
+
+    def check_fit(self, source: object, max_unknown: float) -> None:
+        """Refuse data the model does not fit: too many ratings of unknown items, or too
+        many users without a known item (a model trained on other data)."""
+        unknown = self.unknown_item_ratings / max(self.ratings, 1)
+        users = self.users + self.users_without_known_items
+        lost = self.users_without_known_items / max(users, 1)
+        if unknown > max_unknown or lost > max_unknown:
+            raise InputError(
+                f"{source}: the model does not fit these ratings: {unknown:.0%} of ratings are "
+                f"of items it does not know and {lost:.0%} of users have no known item "
+                f"(limit {max_unknown:.0%}, --max-unknown); nothing published"
+            )
 
     def warn(self) -> None:
         if self.unknown_item_ratings:

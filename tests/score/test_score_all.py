@@ -76,7 +76,13 @@ def test_unknown_items_and_users_filter(tiny_model: Path, tmp_path: Path) -> Non
     users = tmp_path / "users.txt"
     users.write_text("user_id\n1\n2\n")
     manifest = score_all(
-        tiny_model, ratings, tmp_path / "recs.parquet", device="cpu", users=users, k=3
+        tiny_model,
+        ratings,
+        tmp_path / "recs.parquet",
+        device="cpu",
+        users=users,
+        k=3,
+        max_unknown=1.0,  # two of the three listed ratings are of unknown items
     )
     recs = pl.read_parquet(tmp_path / "recs.parquet")
     assert set(recs["user_id"]) == {1}  # user 2 knows no item, user 3 is not listed

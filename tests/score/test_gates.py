@@ -1,0 +1,101 @@
+"""Publish gates: a NaN model, a model of other data and a shrunken table publish nothing."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from conftest import run_aerec
+
+from aerec.errors import AerecError, InputError
+from aerec.export import onnx_export
+from aerec.export.onnx_export import export_onnx
+from aerec.jobs.nightly import nightly
+from aerec.score.pipeline import score_all
+
+
+@pytest.fixture()
+def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) -> Path:
+    out = tmp_path / "recs"
+    nightly(tiny_model, tiny_data[0], out, device="cpu")
+    return out
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """The published files (the lock file holds the last runner's pid)."""
+    return {
+        p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_nan_model_publishes_nothing(
+    published: Path,
+    tiny_checkpoint: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """export-onnx refuses such a model (its check fails); one made otherwise must not
+    publish either."""
+    broken = Path(shutil.copytree(tiny_checkpoint, tmp_path / "nan-checkpoint"))
+    state = torch.load(broken / "weights.pt", weights_only=True)
+    first = next(name for name in state if name.endswith("bias"))
+    state[first] = torch.full_like(state[first], float("nan"))
+    torch.save(state, broken / "weights.pt")
+    with pytest.raises(AerecError, match="verification failed"):
+        export_onnx(broken, tmp_path / "nan.onnx", k=5)
+    monkeypatch.setattr(onnx_export, "verify_against_torch", lambda *args: None)
+    export_onnx(broken, tmp_path / "nan.onnx", k=5)
+    before = snapshot(published)
+    result = run_aerec(
+        "nightly",
+        "--model",
+        str(tmp_path / "nan.onnx"),
+        "--ratings",
+        str(tiny_data[0]),
+        "--out-dir",
+        str(published),
+        "--device",
+        "cpu",
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"aerec: error: the model scored NaN for \d+ users of a batch \(first: user 1\); "
+        r"nothing published",
+        last,
+    )
+    assert snapshot(published) == before
+
+
+def test_model_of_other_data_publishes_nothing(
+    published: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text(
+        "user_id,item_id,rating\n" + "".join(f"{u},{90000 + u},4\n" for u in range(50))
+    )
+    before = snapshot(published)
+    with pytest.raises(InputError, match=r"does not fit these ratings: 100% of ratings"):
+        nightly(tiny_model, other, published, device="cpu")
+    assert snapshot(published) == before
+
+
+def test_shrunken_table_is_refused_unless_allowed(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(str(u) for u in range(1, 11)))  # 10 of 120 users
+    out = published / "recs.parquet"
+    before = snapshot(published)
+    with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
+        score_all(tiny_model, tiny_data[0], out, device="cpu", users=users)
+    assert snapshot(published) == before
+    manifest = score_all(
+        tiny_model, tiny_data[0], out, device="cpu", users=users, min_rows_fraction=0.0
+    )
+    assert manifest["rows"] == 50 and pl.read_parquet(out).height == 50
+    assert json.loads((published / "manifest.json").read_text())["rows"] == 50
