@@ -18,7 +18,12 @@ from pathlib import Path
 import polars as pl
 
 from aerec.data.schema import ML100K_GENRES, MOVIES_SCHEMA, RATINGS_SCHEMA
-from aerec.data.validate import check_ratings, drop_duplicate_pairs, first_unparsable
+from aerec.data.validate import (
+    check_integral_ids,
+    check_ratings,
+    drop_duplicate_pairs,
+    first_unparsable,
+)
 from aerec.errors import InputError, file_error
 
 log = logging.getLogger(__name__)
@@ -135,6 +140,7 @@ def _canonical(path: Path, layout: Layout, frame: pl.DataFrame, first_row: int =
         raise file_error(path, f"missing column(s) {', '.join(missing)}")
     if "timestamp" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("timestamp"))
+    check_integral_ids(path, frame, layout.has_header, first_row)
     try:
         frame = frame.select([pl.col(c).cast(t) for c, t in RATINGS_SCHEMA.items()])
     except pl.exceptions.InvalidOperationError as error:

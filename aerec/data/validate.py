@@ -36,6 +36,20 @@ def first_unparsable(path: Path, raw: pl.DataFrame, has_header: bool) -> InputEr
     return None
 
 
+def check_integral_ids(
+    path: Path, frame: pl.DataFrame, has_header: bool, first_row: int = 0
+) -> None:
+    """Refuse float user or item ids that are not whole numbers (7.2 is not user 7)."""
+    for column in ("user_id", "item_id"):
+        if not frame.schema[column].is_float():
+            continue
+        row = _first_row(frame, pl.col(column) != pl.col(column).round())
+        if row is not None:
+            value = frame[column][row]
+            line = _line(row, has_header, first_row)
+            raise file_error(path, f"{column} is not an integer: {value!r}", line)
+
+
 def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool, first_row: int = 0) -> None:
     """Raise InputError for an empty frame, missing values, NaN or out-of-scale ratings.
 

@@ -151,3 +151,15 @@ def test_bad_input_names_file_and_line(tmp_path: Path, name: str, text: str, mes
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         read_ratings(tmp_path / "absent.csv")
+
+
+def test_float_ids_must_be_whole_numbers(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.parquet"
+    pl.DataFrame({"user_id": [7.0, 7.2, 7.9], "item_id": [1, 2, 3], "rating": 4.0}).write_parquet(
+        bad
+    )
+    with pytest.raises(InputError, match=r"bad.parquet:3: user_id is not an integer: 7.2"):
+        read_ratings(bad)
+    good = tmp_path / "good.parquet"
+    pl.DataFrame({"user_id": [7.0, 8.0], "item_id": [1.0, 2.0], "rating": 4.0}).write_parquet(good)
+    assert read_ratings(good)["user_id"].to_list() == [7, 8]
