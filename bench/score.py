@@ -1,6 +1,7 @@
 """score-all speed and memory, against the hardware limit measured in the same run.
 
-    .venv/bin/python bench/score.py [--data ../shared/data] [--only ml100k|synthetic|scaling]
+    .venv/bin/python bench/score.py [--data ../shared/data] [--chunk-rows N]
+        [--only ml100k|synthetic|scaling|profile]
 
 - limit: users/s of the decoder's dense product alone, numpy float32
   [batch, hidden] @ [hidden, n_items], best of 20 before and 20 after the children, in
@@ -11,7 +12,8 @@
 - PyTorch peer: the same checkpoint in torch (inference_mode forward, mask, torch.topk),
   rows written with the same Parquet sink score-all uses;
 - scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
-  each: peak RSS and seconds of each, and their ratios.
+  each: peak RSS and seconds of each, their ratios, and the RSS sampled every second;
+- profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op.
 
 ML-100K uses a model trained for real; the synthetic files use untrained default-preset
 models of their shape (timing does not depend on the weights).
@@ -21,14 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from aerec.data.stream import CHUNK_ROWS
 
 OUT = Path(__file__).resolve().parent / "out"
 ML25M_SHAPE = (162_541, 59_047, 25_000_095)
@@ -40,17 +46,79 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def child_score_all(model: str, ratings: str, out: str, batch: int, overlap: bool) -> dict:
+def current_rss_gb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**3
+
+
+def child_score_all(
+    model: str, ratings: str, out: str, batch: int, overlap: bool, chunk_rows: int
+) -> dict:
+    """score-all in this process, its RSS sampled every second while it runs."""
     from aerec.score.pipeline import score_all
 
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            samples.append(current_rss_gb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
-    manifest = score_all(model, ratings, out, batch_size=batch, device="cpu", overlap=overlap)
+    manifest = score_all(
+        model,
+        ratings,
+        out,
+        batch_size=batch,
+        device="cpu",
+        overlap=overlap,
+        chunk_rows=chunk_rows,
+    )
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
     return {
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
         "users": manifest["users"],
         "rows": manifest["rows"],
         "peak_rss_gb": peak_rss_gb(),
+        "rss_samples_gb": samples,
     }
+
+
+def child_profile(model: str, batch: int, per_user: int = 150) -> dict:
+    """ONNX Runtime's profile of one batch of users with `per_user` ratings: ms per op type."""
+    import onnxruntime as ort
+
+    from aerec.data.csr import CsrMatrix
+    from aerec.score.batch import UserBatch, graph_feed
+    from aerec.score.session import open_session
+
+    _, info, _ = open_session(model, "cpu")
+    rng = np.random.default_rng(0)
+    rows = np.repeat(np.arange(batch), per_user)
+    columns = np.concatenate(
+        [rng.choice(len(info.items), per_user, replace=False) for _ in range(batch)]
+    )
+    matrix = CsrMatrix.from_indices(rows, columns, np.full(rows.size, 4.0), batch, len(info.items))
+    feed = graph_feed(UserBatch(np.arange(batch), matrix))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(OUT / "ort-profile")
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    runs = 8
+    for _ in range(runs):
+        session.run(None, feed)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0.0) + event["dur"] / 1000 / runs
+    return dict(sorted(per_op.items(), key=lambda item: -item[1]))
 
 
 def child_torch(checkpoint: str, ratings: str, out: str, batch: int, k: int = 10) -> dict:
@@ -182,11 +250,14 @@ def compare_with_dense(checkpoint: Path, ratings: Path, recs: Path) -> dict:
     }
 
 
-def bench(name: str, ratings: Path, checkpoint: Path, model: Path, batch: int) -> dict:
+def bench(
+    name: str, ratings: Path, checkpoint: Path, model: Path, batch: int, chunk_rows: int
+) -> dict:
     out = str(OUT / f"{name}-recs" / "recs.parquet")
     before = decoder_limit(checkpoint, batch)
-    overlapped = in_child("score", str(model), str(ratings), out, str(batch), "1")
-    serial = in_child("score", str(model), str(ratings), out, str(batch), "0")
+    run = ("score", str(model), str(ratings), out, str(batch))
+    overlapped = in_child(*run, "1", str(chunk_rows))
+    serial = in_child(*run, "0", str(chunk_rows))
     peer = in_child(
         "torch", str(checkpoint), str(ratings), str(OUT / f"{name}-torch.parquet"), str(batch)
     )
@@ -204,12 +275,14 @@ def bench(name: str, ratings: Path, checkpoint: Path, model: Path, batch: int) -
     }
 
 
-def scaling(work: Path, batch: int) -> dict:
+def scaling(work: Path, batch: int, chunk_rows: int) -> dict:
     points = {}
     for users in SCALING_USERS:
         ratings, _, model = prepare_synthetic(work, users, SCALING_ITEMS, users * SCALING_PER_USER)
         out = str(OUT / f"scaling-{users}" / "recs.parquet")
-        points[users] = in_child("score", str(model), str(ratings), out, str(batch), "1")
+        points[users] = in_child(
+            "score", str(model), str(ratings), out, str(batch), "1", str(chunk_rows)
+        )
     small, large = (points[u] for u in SCALING_USERS)
     return {
         "points": points,
@@ -225,13 +298,18 @@ def main() -> None:
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--only", choices=["ml100k", "synthetic", "scaling"])
+    parser.add_argument("--only", choices=["ml100k", "synthetic", "scaling", "profile"])
+    parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="score-all's chunk")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "score":
-            result = child_score_all(rest[0], rest[1], rest[2], int(rest[3]), rest[4] == "1")
+            result = child_score_all(
+                rest[0], rest[1], rest[2], int(rest[3]), rest[4] == "1", int(rest[5])
+            )
+        elif kind == "profile":
+            result = child_profile(rest[0], int(rest[1]))
         else:
             result = child_torch(rest[0], rest[1], rest[2], int(rest[3]))
         print(json.dumps(result))
@@ -241,7 +319,9 @@ def main() -> None:
     results: dict[str, Any] = {}
     if args.only in (None, "ml100k"):
         ratings, checkpoint, model = prepare_ml100k(args.data, work)
-        results["ML-100K"] = bench("ml100k", ratings, checkpoint, model, args.batch_size)
+        results["ML-100K"] = bench(
+            "ml100k", ratings, checkpoint, model, args.batch_size, args.chunk_rows
+        )
         unchanged = compare_with_dense(checkpoint, ratings, OUT / "ml100k-recs" / "recs.parquet")
         results["ML-100K"]["unchanged"] = unchanged
         print(
@@ -251,7 +331,7 @@ def main() -> None:
         )
     if args.only in (None, "synthetic"):
         results["synthetic ML-25M shape"] = bench(
-            "synthetic", *prepare_synthetic(work, *ML25M_SHAPE), args.batch_size
+            "synthetic", *prepare_synthetic(work, *ML25M_SHAPE), args.batch_size, args.chunk_rows
         )
     print(
         "| data | users | score-all s | users/s | limit users/s | ratio | peak RSS GB | "
@@ -267,15 +347,25 @@ def main() -> None:
             f"{r['torch_peer']['seconds']:.1f} | {r['speedup_vs_torch']:.2f}x |"
         )
     if args.only in (None, "scaling"):
-        results["scaling"] = scale = scaling(work, args.batch_size)
+        results["scaling"] = scale = scaling(work, args.batch_size, args.chunk_rows)
         for users, point in scale["points"].items():
+            samples = point["rss_samples_gb"]
+            middle = samples[len(samples) // 4 : max(3 * len(samples) // 4, 1)]
             print(
                 f"scaling: {users:,} users: {point['seconds']:.1f} s, "
-                f"{point['peak_rss_gb']:.2f} GB peak RSS"
+                f"{point['peak_rss_gb']:.2f} GB peak RSS; RSS over the middle half of the run "
+                f"between {min(middle):.2f} and {max(middle):.2f} GB"
             )
         print(
             f"scaling: {scale['users_ratio']:.0f}x users -> {scale['seconds_ratio']:.2f}x "
             f"seconds, {scale['rss_ratio']:.2f}x peak RSS"
+        )
+    if args.only in (None, "profile"):
+        _, _, model = prepare_synthetic(work, *ML25M_SHAPE)
+        results["profile"] = profile = in_child("profile", str(model), str(args.batch_size))
+        print(
+            f"ONNX Runtime, one batch of {args.batch_size} users x 150 ratings, ms per op: "
+            + ", ".join(f"{op} {ms:.1f}" for op, ms in profile.items() if ms >= 0.5)
         )
     (OUT / f"score{'-' + args.only if args.only else ''}.json").write_text(
         json.dumps(results, indent=2)

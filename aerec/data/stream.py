@@ -1,8 +1,9 @@
 """Ratings as a stream of complete users in ascending user order, in bounded memory.
 
 A file sorted by user (ML-1M, ml-latest, ML-25M, a table written by user) streams in
-one pass. Any other order is first bucketed on disk by user-id range, then each bucket is
-sorted in memory, so memory holds about one chunk either way, whatever the file's size.
+one pass, holding about one chunk. Any other order is first bucketed on disk by equal
+user-id ranges (about one chunk of ratings each), then each bucket is sorted in memory;
+very unevenly spread ids make some buckets larger.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ def keep_large_buffers_out_of_the_heap() -> None:
 
     glibc raises the threshold each time a large block is freed, after which the chunk- and
     batch-sized buffers this loop frees and reallocates come from its heap arenas, which
-    fragment: peak RSS then grew with the number of users (3.5 GB for 500,000 users, 1.0
-    GB with the threshold fixed). Elsewhere than glibc this does nothing.
+    fragment: peak RSS then grew with the number of users scored. Elsewhere than glibc this
+    does nothing.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -1,5 +1,6 @@
 """Ratings streamed as whole users in user order, sorted or not, on tiny known data."""
 
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -38,13 +39,20 @@ def test_chunked_read_names_the_line_of_a_bad_rating(tmp_path: Path) -> None:
         list(read_rating_chunks(path, chunk_rows=2))
 
 
-def test_sort_on_disk_yields_every_rating_by_user(tmp_path: Path) -> None:
+def test_sort_on_disk_yields_every_rating_by_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "r.csv"
     rows = [(u, i, float(1 + (u + i) % 5), u * 100 + i) for i in range(7) for u in (9, 2, 5, 7, 1)]
     pl.DataFrame(rows, schema=SCHEMA, orient="row").write_csv(path)
-    before = set(Path("/tmp").glob("aerec-sort-*"))
-    groups = list(complete_users(sort_on_disk(path, chunk_rows=6)))
-    assert set(Path("/tmp").glob("aerec-sort-*")) == before  # the bucket directory is gone
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    chunks = sort_on_disk(path, chunk_rows=6)
+    first = next(chunks)
+    assert [p.name[:11] for p in temporary.iterdir()] == ["aerec-sort-"]  # in use
+    groups = list(complete_users([first, *chunks]))
+    assert list(temporary.iterdir()) == []  # the bucket directory is gone
     streamed = pl.concat(groups)
     assert streamed["user_id"].is_sorted()
     assert all(g["user_id"].n_unique() == len(set(g["user_id"])) for g in groups)
