@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
 import sys
 from collections.abc import Iterable
 from typing import NoReturn, TypeVar
@@ -15,11 +16,12 @@ from aerec.contracts import (
     DEVICES,
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
 )
-from aerec.errors import AerecError, InputError
+from aerec.errors import AerecError, InputError, Terminated
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
@@ -104,27 +106,48 @@ def progress(
     )
 
 
+MAX_ERROR_CHARS = 300  # an error line quotes at most this much of what it is about
+
+
+def one_line(text: object) -> str:
+    """A message as one line of bounded length (a bad field may be megabytes long)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= MAX_ERROR_CHARS else flat[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated("terminated (SIGTERM); temporary files removed, nothing published")
+
+
 def run(command: click.Command) -> NoReturn:
-    """Run a click command, turning errors into one stderr line and a documented exit code."""
+    """Run a click command, turning errors into one stderr line and a documented exit code.
+
+    SIGTERM is raised as an error in the main thread, so the clean-up of temporary files
+    runs as for any other failure.
+    """
     name = command.name or "aerec"
+    signal.signal(signal.SIGTERM, _terminate)
+
+    def fail(message: str, code: int) -> NoReturn:
+        click.echo(f"{name}: {one_line(message)}", err=True)
+        sys.exit(code)
+
     try:
         command.main(standalone_mode=False)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
-        click.echo(f"{name}: aborted", err=True)
-        sys.exit(EXIT_INTERNAL)
+        fail("aborted", EXIT_INTERNAL)
     except click.ClickException as error:
-        error.show()
-        sys.exit(EXIT_BAD_INPUT)
+        fail(f"error: {error.format_message()}", EXIT_BAD_INPUT)
     except AerecError as error:
-        click.echo(f"{name}: error: {error}", err=True)
-        sys.exit(error.exit_code)
+        fail(f"error: {error}", error.exit_code)
     except KeyboardInterrupt:
-        click.echo(f"{name}: interrupted", err=True)
-        sys.exit(130)
+        fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as error:  # the system refused: a full disk, a permission
+        log.debug("system error", exc_info=True)
+        fail(f"error: {error}", EXIT_INTERNAL)
     except Exception as error:  # an internal error: one line, the traceback in the log
         log.debug("internal error", exc_info=True)
-        click.echo(f"{name}: internal error: {type(error).__name__}: {error}", err=True)
-        sys.exit(EXIT_INTERNAL)
+        fail(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
     sys.exit(EXIT_OK)

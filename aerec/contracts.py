@@ -8,6 +8,7 @@ imports numpy and polars only, so a scoring-only host can use it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypedDict, TypeVar
@@ -20,6 +21,8 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
+EXIT_TERMINATED = 143  # 128 + SIGTERM: stopped, temporary files removed, nothing published
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 # --- devices --------------------------------------------------------------------------
 DEVICES = ("auto", "cpu", "cuda")
@@ -79,16 +82,28 @@ RECS_META = {
 }
 
 # --- nightly and retrain directories --------------------------------------------------
+# A published directory (DIR/runs/<stamp>, MODEL_DIR/versions/<stamp>) is made current
+# by switching the symlink CURRENT_LINK; the names users open are fixed links through it.
 LOCK_FILE = ".lock"
+CURRENT_LINK = "current"
 RUNS_DIR = "runs"
+PUBLISHED_NAMES = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)  # the marker last
 MODEL_FILE = "model.onnx"
 CHECKPOINT_DIR = "checkpoint"
+VERSIONS_DIR = "versions"
 CANDIDATES_DIR = "candidates"
+MODEL_NAMES = (CHECKPOINT_DIR, MODEL_FILE)
+_RUN_STAMP = re.compile(r"\d{8}T\d{6}_\d{6}Z")
 
 
 def run_stamp() -> str:
-    """A run or candidate directory's name: the UTC time, sortable, to the microsecond."""
+    """A run, version or candidate directory's name: the UTC time, sortable, to the µs."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+
+
+def is_run_stamp(name: str) -> bool:
+    """Whether `name` is one run_stamp() makes (so aerec made that directory)."""
+    return _RUN_STAMP.fullmatch(name) is not None
 
 
 class InputRecord(TypedDict):
@@ -111,7 +126,7 @@ class Manifest(TypedDict, total=False):
     provider: str
     users_skipped: int
     unknown_item_ratings: int
-    run: str  # set by `aerec nightly`: the run directory the table came from
+    run: str  # set by `aerec nightly`: the run directory (DIR/runs/<run>) of the table
 
 
 class SideStats(TypedDict):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aerec.contracts import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED
+from aerec.contracts import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED, EXIT_TERMINATED
 
 
 class AerecError(Exception):
@@ -21,6 +21,12 @@ class LockHeld(AerecError):
     """Another run holds the lock (exit code 75, EX_TEMPFAIL: try later)."""
 
     exit_code = EXIT_LOCKED
+
+
+class Terminated(AerecError):
+    """SIGTERM arrived: raised in the main thread so every clean-up block runs."""
+
+    exit_code = EXIT_TERMINATED
 
 
 def file_error(path: object, problem: str, line: int | None = None) -> InputError:

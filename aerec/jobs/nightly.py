@@ -1,17 +1,25 @@
-"""The nightly run: score into a dated run directory, publish it atomically, keep the last N."""
+"""The nightly run: score into a dated run directory, make it current, keep the last N.
+
+DIR/
+  runs/<stamp>/    recs.parquet, manifest.json, _SUCCESS of each finished run
+  current          symlink to runs/<stamp> of the published run (switched by one rename)
+  recs.parquet     -> current/recs.parquet (and likewise manifest.json, _SUCCESS)
+  .lock
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
 from aerec.contracts import (
+    CURRENT_LINK,
     LOCK_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
+    PUBLISHED_NAMES,
     RECS_FILE,
     RUNS_DIR,
     SUCCESS_FILE,
@@ -19,44 +27,25 @@ from aerec.contracts import (
     run_stamp,
 )
 from aerec.errors import InputError
-from aerec.io.atomic import atomic_path, fsync_dir, write_text_atomic
 from aerec.io.lock import run_lock
+from aerec.io.pointer import link_through, switch
+from aerec.io.stamped import prune_stamped
 from aerec.score.pipeline import score_all
-from aerec.score.publish import read_manifest, write_manifest
+from aerec.score.publish import read_manifest
 
 log = logging.getLogger(__name__)
 
 
 def publish_run(run_dir: Path, out_dir: Path) -> Manifest:
-    """Make run_dir's table the published one: DIR/recs.parquet, manifest.json, _SUCCESS.
+    """Make run_dir (complete: table, manifest, _SUCCESS) the published run.
 
-    The table is hard-linked (copied across file systems) to a temporary name and renamed
-    over DIR/recs.parquet, so a reader sees the old table or the new one, never a mix.
+    DIR/current is switched to runs/<stamp> by one rename, and DIR/recs.parquet,
+    manifest.json and _SUCCESS are links through it: the three change together or not at
+    all, whatever fails (a kill, a full disk).
     """
-    manifest = read_manifest(run_dir)
-    manifest["run"] = run_dir.name
-    (out_dir / SUCCESS_FILE).unlink(missing_ok=True)
-    with atomic_path(out_dir / RECS_FILE) as temporary:
-        temporary.unlink()
-        try:
-            os.link(run_dir / RECS_FILE, temporary)
-        except OSError:
-            shutil.copyfile(run_dir / RECS_FILE, temporary)
-    write_manifest(out_dir, manifest)
-    write_text_atomic(out_dir / SUCCESS_FILE, "")
-    fsync_dir(out_dir)
-    return manifest
-
-
-def prune_runs(runs: Path, keep: int) -> list[str]:
-    """Remove all but the newest `keep` finished run directories (and unfinished older ones)."""
-    names = sorted(p.name for p in runs.iterdir() if p.is_dir())
-    finished = [n for n in names if (runs / n / SUCCESS_FILE).exists()]
-    kept = set(finished[-keep:])
-    removed = [n for n in names if n not in kept and n < max(kept, default="")]
-    for name in removed:
-        shutil.rmtree(runs / name, ignore_errors=True)
-    return removed
+    switch(out_dir / CURRENT_LINK, Path(RUNS_DIR) / run_dir.name)
+    link_through(out_dir, CURRENT_LINK, PUBLISHED_NAMES)
+    return read_manifest(run_dir)
 
 
 def nightly(
@@ -92,13 +81,19 @@ def nightly(
                 max_unknown=max_unknown,
                 min_rows_fraction=min_rows_fraction,
                 published=out_dir,
+                run_name=stamp,
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             log.error("nightly run %s failed; the published table is unchanged", stamp)
             raise
         published = publish_run(run_dir, out_dir)
-        removed = prune_runs(out_dir / RUNS_DIR, keep)
+        removed = prune_stamped(
+            out_dir / RUNS_DIR,
+            keep,
+            protect={stamp},
+            finished=lambda run: (run / SUCCESS_FILE).is_file(),
+        )
         log.info(
             "nightly run %s published: %s rows for %s users, k=%s, provider %s, %s users "
             "skipped, %.1f s; removed old runs: %s",

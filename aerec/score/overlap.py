@@ -38,6 +38,10 @@ def in_background(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             ready.put(_DONE)
         except BaseException as error:  # handed to the consumer
             ready.put(error)
+        finally:  # a generator's own clean-up (temporary files) runs now, not at exit
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="aerec-reader", daemon=True)
     worker.start()

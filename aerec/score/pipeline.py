@@ -75,6 +75,7 @@ def score_all(
     max_unknown: float = MAX_UNKNOWN_SHARE,
     min_rows_fraction: float = MIN_ROWS_FRACTION,
     published: str | Path | None = None,
+    run_name: str | None = None,
 ) -> Manifest:
     """Score every user (or those listed in `users`) and publish the top-k table.
 
@@ -86,7 +87,8 @@ def score_all(
     Nothing is published (InputError) when the model scores NaN, when more than
     `max_unknown` of the ratings or users are of items the model does not know, or when
     the table has fewer rows than `min_rows_fraction` of the one published in
-    `published` (a directory holding manifest.json; default: beside `out`).
+    `published` (a directory holding manifest.json; default: beside `out`). `run_name`
+    is recorded in the manifest as "run".
     """
     started = time.perf_counter()
     keep_large_buffers_out_of_the_heap()
@@ -96,6 +98,8 @@ def score_all(
         raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
     wanted = read_user_ids(users) if users is not None else None
     run = Manifest(k=k or info.k, model_version=info.version, provider=scorer.provider)
+    if run_name is not None:
+        run["run"] = run_name
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
     digest = hashing.submit(file_sha256, ratings)

@@ -19,7 +19,7 @@ from aerec.contracts import (
     Manifest,
 )
 from aerec.errors import InputError
-from aerec.io.atomic import atomic_path, write_text_atomic
+from aerec.io.atomic import atomic_group
 from aerec.io.sinks import ParquetFileSink
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,6 @@ def file_sha256(path: str | Path) -> str:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_manifest(directory: Path, manifest: Manifest) -> None:
-    """Atomically replace DIR/manifest.json."""
-    write_text_atomic(directory / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -60,16 +55,15 @@ def publish_recs(
     previous: Path | None = None,
     min_rows_fraction: float = 0.0,
 ) -> Manifest:
-    """Write the batches' rows to `out` atomically, then manifest.json, then _SUCCESS.
+    """Write the batches' rows to `out`, with manifest.json and _SUCCESS beside it, as a unit.
 
     `run` holds what the caller knows of the run (model_version and k at least); `after`,
-    called once every batch has been written and before the table replaces `out`, adds
-    what only the end of a stream knows (or raises to publish nothing). A table with fewer
-    rows than `min_rows_fraction` of the one whose manifest.json is in `previous` is not
-    published (InputError). A failure while
-    writing leaves the published table, manifest and _SUCCESS as they were; _SUCCESS is
-    removed just before the table is replaced, so between the two replacements a reader
-    that waits for _SUCCESS never pairs the new table with the old manifest.
+    called once every batch has been written and before anything is replaced, adds what
+    only the end of a stream knows (or raises to publish nothing). A table with fewer rows
+    than `min_rows_fraction` of the one whose manifest.json is in `previous` is not
+    published (InputError). The table, the manifest and the marker are all written under
+    temporary names first and only then renamed into place (atomic_group), so a failure at
+    any point, a full disk included, leaves the published three as they were.
     """
     out = Path(out)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -79,8 +73,9 @@ def publish_recs(
         RECS_META["generated_at"]: generated,
         RECS_META["schema_version"]: SCHEMA_VERSION,
     }
-    with atomic_path(out) as temporary:
-        sink = ParquetFileSink(temporary, metadata)
+    names = [out.name, MANIFEST_FILE, SUCCESS_FILE]
+    with atomic_group(out.parent, names) as (table, manifest_path, success):
+        sink = ParquetFileSink(table, metadata)
         for rows in batches:
             sink.write(rows)
         written = sink.close()
@@ -93,21 +88,18 @@ def publish_recs(
                     f"{out}: {written.rows} rows, fewer than {min_rows_fraction:.0%} of the "
                     f"{before} published; nothing published (--min-rows-fraction to override)"
                 )
-        digest = file_sha256(temporary)
-        # The table is complete: from here until the new _SUCCESS, no reader may trust it.
-        (out.parent / SUCCESS_FILE).unlink(missing_ok=True)
-    manifest = Manifest(
-        file=out.name,
-        rows=written.rows,
-        users=written.users,
-        k=run["k"],
-        sha256=digest,
-        model_version=run["model_version"],
-        generated_at=generated,
-        schema_version=SCHEMA_VERSION,
-    )
-    manifest.update(run)
-    write_manifest(out.parent, manifest)
-    write_text_atomic(out.parent / SUCCESS_FILE, "")
+        manifest = Manifest(
+            file=out.name,
+            rows=written.rows,
+            users=written.users,
+            k=run["k"],
+            sha256=file_sha256(table),
+            model_version=run["model_version"],
+            generated_at=generated,
+            schema_version=SCHEMA_VERSION,
+        )
+        manifest.update(run)
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        success.write_text("")
     log.info("published %s: %d rows for %d users", out, written.rows, written.users)
     return manifest

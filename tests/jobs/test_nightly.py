@@ -1,11 +1,13 @@
 """The nightly job: locking, publication, pruning, faults and the downstream contract."""
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -14,9 +16,12 @@ import onnx
 import polars as pl
 import pytest
 
+from aerec.contracts import PUBLISHED_NAMES
 from aerec.errors import LockHeld
+from aerec.io import pointer
 from aerec.io.lock import run_lock
 from aerec.jobs.nightly import nightly
+from aerec.score.pipeline import score_all
 from aerec.score.publish import file_sha256
 from aerec.score.session import open_session
 
@@ -242,3 +247,102 @@ def test_downstream_polars_reads_the_contract(published: Path) -> None:
     recs = pl.read_parquet(published / "recs.parquet")
     assert recs.equals(recs.sort("user_id", "rank"))
     assert pl.read_parquet_metadata(published / "recs.parquet")["aerec.k"] == "5"
+
+
+def published_state(out: Path) -> dict[str, bytes]:
+    """What a reader of the published names sees, and where `current` points."""
+    state = {name: (out / name).read_bytes() for name in PUBLISHED_NAMES}
+    state["current"] = os.readlink(out / "current").encode()
+    return state
+
+
+def test_published_names_are_links_through_current(published: Path) -> None:
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert os.readlink(published / "current") == f"runs/{manifest['run']}"
+    for name in PUBLISHED_NAMES:
+        assert os.readlink(published / name) == f"current/{name}"
+    assert manifest["sha256"] == file_sha256(published / "current" / "recs.parquet")
+
+
+def test_files_of_an_older_layout_become_links(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "recs"
+    out.mkdir()
+    for name in PUBLISHED_NAMES:
+        (out / name).write_text("old layout")
+    manifest = nightly(tiny_model, tiny_data[0], out, device="cpu", min_rows_fraction=0)
+    assert all(os.readlink(out / name) == f"current/{name}" for name in PUBLISHED_NAMES)
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+
+
+def test_prune_keeps_what_aerec_did_not_make(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    (published / "runs" / "notes").mkdir()
+    (published / "runs" / "notes" / "keep.txt").write_text("mine")
+    for _ in range(3):
+        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu")
+    names = sorted(p.name for p in (published / "runs").iterdir())
+    assert len(names) == 2 and names[-1] == "notes"
+    assert (published / "runs" / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_a_failed_switch_leaves_the_publication(
+    published: Path,
+    tiny_model: Path,
+    tiny_data: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The disk fills up as the new pointer is made: the old run stays published."""
+    before = published_state(published)
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pointer.os, "symlink", full)
+    with pytest.raises(OSError, match="No space"):
+        nightly(tiny_model, tiny_data[0], published, device="cpu")
+    assert published_state(published) == before
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs, so a write really runs out of space (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_disk_full_leaves_nightly_publication(
+    small_disk: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = small_disk / "recs"
+    nightly(tiny_model, tiny_data[0], out, device="cpu")
+    before = published_state(out)
+    ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
+    result = subprocess.run(nightly_cmd(tiny_model, ratings, out), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "No space left on device" in result.stderr.strip().splitlines()[-1]
+    assert published_state(out) == before
+    manifest = json.loads(before["manifest.json"])
+    assert manifest["sha256"] == file_sha256(out / "recs.parquet")
+    assert [p.name for p in (out / "runs").iterdir()] == [manifest["run"]]
+
+
+def test_disk_full_leaves_score_all_publication(
+    small_disk: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = small_disk / "recs.parquet"
+    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    before = sorted((p.name, p.read_bytes()) for p in small_disk.iterdir())
+    ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
+    with pytest.raises(OSError, match="No space"):
+        score_all(tiny_model, ratings, out, device="cpu")
+    assert sorted((p.name, p.read_bytes()) for p in small_disk.iterdir()) == before
