@@ -197,27 +197,41 @@ def nightly(
     "--model-dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Holds checkpoint/ and model.onnx (promoted) and candidates/.",
+    help="Holds versions/, the current link (model.onnx and checkpoint/ through it) and "
+    "candidates/.",
 )
 @click.option("--split", default="user-temporal:0.2", show_default=True)
 @click.option("--preset", default="default", show_default=True)
 @click.option(
     "--tolerance",
-    default=0.01,
-    show_default=True,
     type=float,
-    help="How much worse the validation metric may be and still be promoted.",
+    help="How much lower the candidate's held-out NDCG@k may be and still be promoted "
+    "(default: 2 standard errors of the paired difference).",
 )
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--keep",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many versions and candidates to keep.",
+)
 @device_option
 def retrain(
-    ratings: str, model_dir: str, split: str, preset: str, tolerance: float, k: int, device: str
+    ratings: str,
+    model_dir: str,
+    split: str,
+    preset: str,
+    tolerance: float | None,
+    k: int,
+    keep: int,
+    device: str,
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
     require("torch", "train")
     from aerec.jobs.retrain import retrain as run_retrain
 
-    outcome = run_retrain(ratings, model_dir, split, preset, tolerance, k, device=device)
+    outcome = run_retrain(ratings, model_dir, split, preset, tolerance, k, device=device, keep=keep)
     click.echo(json.dumps(outcome, indent=2))
 
 

@@ -65,6 +65,7 @@ def nightly(
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    model = Path(model).resolve()  # a retrain may switch MODEL_DIR/current meanwhile
     with run_lock(out_dir / LOCK_FILE):
         started = time.perf_counter()
         stamp = run_stamp()

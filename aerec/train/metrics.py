@@ -45,16 +45,21 @@ def hits_at_k(recommended: np.ndarray, positives: np.ndarray) -> np.ndarray:
     return positives[np.arange(len(recommended))[:, None], recommended] > 0
 
 
-def ranking_from_hits(hits: np.ndarray, n_positives: np.ndarray, k: int) -> dict[str, float]:
-    """Sums (not means) of precision, recall, NDCG and hit rate at k over the users given."""
+def ndcg_per_user(hits: np.ndarray, n_positives: np.ndarray, k: int) -> np.ndarray:
+    """Each user's NDCG at k from hits [users, <=k] (best first) and positive counts (>= 1)."""
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
     ideal = np.cumsum(discounts)[np.minimum(n_positives, k) - 1]
+    return np.asarray(dcg / ideal, dtype=np.float64)
+
+
+def ranking_from_hits(hits: np.ndarray, n_positives: np.ndarray, k: int) -> dict[str, float]:
+    """Sums (not means) of precision, recall, NDCG and hit rate at k over the users given."""
     found = hits.sum(axis=1)
     return {
         f"precision@{k}": float((found / k).sum()),
         f"recall@{k}": float((found / n_positives).sum()),
-        f"ndcg@{k}": float((dcg / ideal).sum()),
+        f"ndcg@{k}": float(ndcg_per_user(hits, n_positives, k).sum()),
         f"hitrate@{k}": float((found > 0).sum()),
     }
 
