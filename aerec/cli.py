@@ -10,6 +10,7 @@ import polars as pl
 
 from aerec import __version__
 from aerec.clikit import (
+    batch_size_option,
     device_option,
     max_unknown_option,
     min_rows_option,
@@ -160,7 +161,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
     type=click.IntRange(min=1),
     help="How many finished run directories to keep.",
 )
-@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
+@batch_size_option
 @device_option
 @max_unknown_option
 @min_rows_option

@@ -18,6 +18,7 @@ from aerec.contracts import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    MAX_BATCH_SIZE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
 )
@@ -60,6 +61,13 @@ min_rows_option = click.option(
     show_default=True,
     type=click.FloatRange(0.0, 1.0),
     help="Refuse to publish a table with fewer rows than this share of the published one.",
+)
+batch_size_option = click.option(
+    "--batch-size",
+    default=512,
+    show_default=True,
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    help="Users scored together (memory grows with it).",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 

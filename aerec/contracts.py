@@ -30,6 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 # --- publish gates (score-all, aerec nightly) ----------------------------------------
 MAX_UNKNOWN_SHARE = 0.5  # refuse when more ratings (or users) than this are of unknown items
 MIN_ROWS_FRACTION = 0.5  # refuse a table with fewer rows than this share of the published one
+MAX_BATCH_SIZE = 65_536  # users in one scoring batch (--batch-size)
 
 # --- checkpoint directory (train-model --out) -----------------------------------------
 CHECKPOINT_WEIGHTS = "weights.pt"
@@ -38,6 +39,14 @@ CHECKPOINT_ITEMS = "items.parquet"
 CHECKPOINT_METRICS = "metrics.json"
 CHECKPOINT_HISTORY = "history.csv"
 CHECKPOINT_PLOT = "training.png"
+CHECKPOINT_FILES = (
+    CHECKPOINT_WEIGHTS,
+    CHECKPOINT_CONFIG,
+    CHECKPOINT_ITEMS,
+    CHECKPOINT_METRICS,
+    CHECKPOINT_HISTORY,
+    CHECKPOINT_PLOT,
+)
 
 # --- ONNX scoring model metadata (export-onnx writes, the scorer reads) ---------------
 MODEL_META = {

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import onnx
 import polars as pl
 from conftest import run_aerec, shared_file
 
@@ -84,3 +85,112 @@ def test_whole_job_through_the_commands(tmp_path: Path) -> None:
         assert result.returncode == 0, (step[0], result.stderr)
     assert pl.read_parquet(tmp_path / "out" / "recs.parquet")["user_id"].n_unique() == 60
     assert result.stdout.count("  1. The ") == 2  # two users, titled
+
+
+def bad_input_cases(tmp: Path, model: Path, ratings: Path, checkpoint: Path) -> dict[str, tuple]:
+    """Each case: the command's arguments and a fragment its one error line must hold."""
+    foreign = tmp / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    empty_model = tmp / "empty.onnx"
+    empty_model.write_bytes(b"")
+    proto = onnx.load(str(model))
+    for prop in proto.metadata_props:
+        if prop.key == "aerec.k":
+            prop.value = "five"
+    malformed = tmp / "malformed.onnx"
+    onnx.save(proto, str(malformed))
+    latin1 = tmp / "movies.csv"
+    latin1.write_bytes("movieId,title,genres\n1,Café,Drama\n".encode("latin-1"))
+    users = tmp / "users.txt"
+    users.write_text("user_id\n1\n2x\n")
+    long_field = tmp / "long.csv"
+    long_field.write_text("user_id,item_id,rating\n1,2," + "9" * 1_000_000 + "\n")
+    score = ("score-all", "--model", str(model), "--ratings", str(ratings), "--device", "cpu")
+    out = ("--out", str(tmp / "recs.parquet"))
+    movies = str(ratings.parent / "movies.csv")
+    return {
+        "train into a foreign dir": (
+            ("train-model", "--ratings", str(ratings), "--out", str(foreign)),
+            "is not a checkpoint directory",
+        ),
+        "export k above the catalogue": (
+            (
+                "export-onnx",
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(tmp / "m.onnx"),
+                "--k",
+                "10000",
+            ),
+            "knows only 80 items",
+        ),
+        "empty model": (
+            ("score-all", "--model", str(empty_model), "--ratings", str(ratings), *out),
+            "not a loadable ONNX model",
+        ),
+        "malformed metadata": (
+            ("score-all", "--model", str(malformed), "--ratings", str(ratings), *out),
+            "malformed aerec metadata",
+        ),
+        "non-UTF-8 movies": (
+            (
+                "recommend",
+                "--model",
+                str(model),
+                "--ratings",
+                str(ratings),
+                "--movies",
+                str(latin1),
+                "--user",
+                "1",
+            ),
+            "not UTF-8 text",
+        ),
+        "recommend k above the model's": (
+            (
+                "recommend",
+                "--model",
+                str(model),
+                "--ratings",
+                str(ratings),
+                "--movies",
+                movies,
+                "--user",
+                "1",
+                "--k",
+                "50",
+            ),
+            "computes only its top 5",
+        ),
+        "bad users line": ((*score, *out, "--users", str(users)), f"{users}:3: not a user id"),
+        "absurd batch size": ((*score, *out, "--batch-size", "100000000000"), "--batch-size"),
+        "a directory as the ratings file": (
+            ("score-all", "--model", str(model), "--ratings", str(tmp), *out),
+            "is a directory",
+        ),
+        "output beneath a file": (
+            (*score, "--out", str(users / "recs.parquet")),
+            "is not a directory, cannot write beneath it",
+        ),
+        "a megabyte-long field": (
+            ("describe", "--ratings", str(long_field)),
+            "long.csv:2:",
+        ),
+    }
+
+
+def test_every_bad_input_is_exit_2_with_one_short_line(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    cases = bad_input_cases(tmp_path, tiny_model, tiny_data[0], tiny_checkpoint)
+    for case, (args, fragment) in cases.items():
+        result = run_aerec(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2, (case, result.stderr[-500:])
+        assert len(lines) >= 1 and lines[-1].startswith("aerec: error: "), (case, lines[-1:])
+        assert fragment in lines[-1] and len(lines[-1]) <= 320, (case, lines[-1][:400])
+        assert not any("Usage:" in line for line in lines), case
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "foreign").iterdir()) == ["notes.txt"]

@@ -185,6 +185,18 @@ def _parse_error(path: Path, layout: Layout, error: Exception) -> InputError:
 def read_movies(path: str | Path) -> pl.DataFrame:
     """Read u.item, movies.dat or movies.csv into (item_id, title, genres)."""
     path = Path(path)
+    try:
+        return _read_movies(path)
+    except UnicodeDecodeError:
+        raise file_error(path, "not UTF-8 text (movies.csv must be UTF-8)") from None
+    except (ValueError, IndexError, pl.exceptions.PolarsError) as error:
+        if "utf-8" in str(error).lower():
+            raise file_error(path, "not UTF-8 text (movies.csv must be UTF-8)") from None
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise file_error(path, f"not a movies file ({first})") from None
+
+
+def _read_movies(path: Path) -> pl.DataFrame:
     line = _first_line(path)
     if "::" in line:
         rows = [r.split("::") for r in _latin1_lines(path)]

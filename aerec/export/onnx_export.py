@@ -25,6 +25,7 @@ from aerec.data.csr import CsrMatrix
 from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
 from aerec.io.atomic import atomic_path
+from aerec.io.outputs import check_output_file
 from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint
 
@@ -95,13 +96,16 @@ def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: in
 
 def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[str, str]:
     """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata."""
+    check_output_file(out)
     loaded = load_checkpoint(checkpoint)
     try:
         module = loaded.model.scoring_module()
     except InputError as error:
         raise InputError(f"{checkpoint}: preset {loaded.config.get('preset')}: {error}") from None
     n_items = len(loaded.items)
-    graph = ScoringGraph(module, loaded.items.ids, min(k, n_items)).eval()
+    if k > n_items:
+        raise InputError(f"--k {k}: {checkpoint} knows only {n_items} items")
+    graph = ScoringGraph(module, loaded.items.ids, k).eval()
     with atomic_path(out) as temporary:
         _trace(graph, n_items, temporary)
         proto = onnx.load(str(temporary))

@@ -7,6 +7,7 @@ import functools
 import click
 
 from aerec.clikit import (
+    batch_size_option,
     device_option,
     max_unknown_option,
     min_rows_option,
@@ -30,7 +31,7 @@ from aerec.score.pipeline import score_all
     help="Parquet table to publish (replaced atomically).",
 )
 @click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
-@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(min=1))
+@batch_size_option
 @device_option
 @click.option(
     "--users",

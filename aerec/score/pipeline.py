@@ -19,7 +19,8 @@ from aerec.contracts import (
     Progress,
 )
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
-from aerec.errors import InputError, file_error
+from aerec.errors import file_error
+from aerec.io.outputs import check_output_file
 from aerec.score.overlap import in_background
 from aerec.score.publish import file_sha256, publish_recs
 from aerec.score.scorer import BatchScorer, score_users
@@ -35,15 +36,24 @@ def read_user_ids(path: str | Path) -> pl.Series:
     path = Path(path)
     if not path.is_file():
         raise file_error(path, "no such file")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if lines and not lines[0].lstrip("-").isdigit():
-        lines = lines[1:]
-    for number, line in enumerate(lines, start=2 if len(lines) else 1):
-        if not line.lstrip("-").isdigit():
-            raise file_error(path, f"not a user id: {line!r}", number)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise file_error(path, "not UTF-8 text") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if lines and not _is_id(lines[0][1]):
+        lines = lines[1:]  # a header
+    for number, line in lines:
+        if not _is_id(line):
+            raise file_error(path, f"not a user id: {line[:40]!r}", number)
     if not lines:
         raise file_error(path, "lists no users")
-    return pl.Series("user_id", [int(line) for line in lines], dtype=pl.Int64)
+    return pl.Series("user_id", [int(line) for _, line in lines], dtype=pl.Int64)
+
+
+def _is_id(text: str) -> bool:
+    """A whole number that fits int64."""
+    return text.lstrip("-").isdigit() and -(2**63) <= int(text) < 2**63
 
 
 def keep_large_buffers_out_of_the_heap() -> None:
@@ -91,13 +101,13 @@ def score_all(
     is recorded in the manifest as "run".
     """
     started = time.perf_counter()
+    check_output_file(out)
     keep_large_buffers_out_of_the_heap()
     scorer = BatchScorer(model, device)
     info = scorer.info
-    if k is not None and k > info.k:
-        raise InputError(f"--k {k}: the model computes only its top {info.k}; re-export with --k")
+    k = info.rows_per_user(k)
     wanted = read_user_ids(users) if users is not None else None
-    run = Manifest(k=k or info.k, model_version=info.version, provider=scorer.provider)
+    run = Manifest(k=k, model_version=info.version, provider=scorer.provider)
     if run_name is not None:
         run["run"] = run_name
     # The input's checksum is read beside the scoring, not before it.

@@ -22,6 +22,7 @@ def recommend_user(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(the user's top-rated movies, the model's top-k for the user), both with titles."""
     scorer = BatchScorer(model, device)
+    k = scorer.info.rows_per_user(k)
     frame = read_ratings(ratings).filter(pl.col("user_id") == user)
     if frame.height == 0:
         raise InputError(f"{ratings}: user {user} has no ratings")
@@ -35,4 +36,11 @@ def recommend_user(
         .head(10)
         .join(titles, on="item_id", how="left", maintain_order="left")
     )
+    untitled = recs.filter(~pl.col("item_id").is_in(titles["item_id"].implode()))
+    if untitled.height:
+        raise InputError(
+            f"{movies}: no title for recommended item {untitled['item_id'][0]} "
+            f"({untitled.height} of {recs.height}): the model and the movies file are of "
+            "different data"
+        )
     return rated, recs.join(titles, on="item_id", how="left", maintain_order="left")

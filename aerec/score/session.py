@@ -31,6 +31,14 @@ class ModelInfo:
     items: IdMap
     metrics: dict[str, float]
 
+    def rows_per_user(self, k: int | None) -> int:
+        """The k a run asked for, which may not exceed the k the graph computes."""
+        if k is not None and k > self.k:
+            raise InputError(
+                f"--k {k}: the model computes only its top {self.k}; re-export it with --k {k}"
+            )
+        return k or self.k
+
 
 def cuda_usable() -> bool:
     """ORT was built with CUDA and a CUDA driver library loads on this host."""
@@ -69,18 +77,20 @@ def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     missing = [key for key in MODEL_META.values() if key not in meta]
     if missing:
         raise file_error(path, f"not an aerec scoring model (metadata lacks {missing[0]})")
-    ids = np.asarray(json.loads(meta[MODEL_META["item_ids"]]), dtype=np.int64)
-    if item_ids_digest(ids) != meta[MODEL_META["item_ids_sha256"]]:
+    try:
+        ids = np.asarray(json.loads(meta[MODEL_META["item_ids"]]), dtype=np.int64)
+        n_items, k = int(meta[MODEL_META["n_items"]]), int(meta[MODEL_META["k"]])
+        metrics = json.loads(meta[MODEL_META["metrics"]])
+    except (ValueError, TypeError, OverflowError) as error:
+        raise file_error(path, f"malformed aerec metadata ({error})") from None
+    if ids.ndim != 1 or item_ids_digest(ids) != meta[MODEL_META["item_ids_sha256"]]:
         raise file_error(path, "item table does not match its recorded sha256")
-    if len(ids) != int(meta[MODEL_META["n_items"]]):
-        problem = f"item table holds {len(ids)} items, the metadata says {meta['aerec.n_items']}"
+    if len(ids) != n_items:
+        problem = f"item table holds {len(ids)} items, the metadata says {n_items}"
         raise file_error(path, problem)
-    return ModelInfo(
-        version=meta[MODEL_META["version"]],
-        k=int(meta[MODEL_META["k"]]),
-        items=IdMap(ids),
-        metrics=json.loads(meta[MODEL_META["metrics"]]),
-    )
+    if not 1 <= k <= n_items:
+        raise file_error(path, f"metadata k={k} must lie between 1 and the {n_items} items")
+    return ModelInfo(version=meta[MODEL_META["version"]], k=k, items=IdMap(ids), metrics=metrics)
 
 
 def available_cpus() -> int:
@@ -109,12 +119,8 @@ def open_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         session = ort.InferenceSession(str(path), options, providers=_providers(device))
-    except (
-        ort.capi.onnxruntime_pybind11_state.Fail,
-        ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
-        ort.capi.onnxruntime_pybind11_state.InvalidGraph,
-    ) as error:
-        first = str(error).splitlines()[0][:200]
+    except Exception as error:  # ORT's load errors (Fail, InvalidArgument, ...) share no base
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise file_error(path, f"not a loadable ONNX model ({first})") from None
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:

@@ -105,6 +105,20 @@ def _plot_history(history: Path, png: Path) -> None:
     plt.close(figure)
 
 
+def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(getattr(value, "shape", ())) for name, value in state.items()}
+
+
+def _first_difference(expected: dict[str, tuple[int, ...]], state: dict[str, Any]) -> str:
+    found = _shapes(state)
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            return (
+                f"{name}: config.json needs {expected.get(name)}, the file holds {found.get(name)}"
+            )
+    return "not a state dict"
+
+
 def load_checkpoint(directory: str | Path) -> Checkpoint:
     """Load a checkpoint, refusing pickled payloads and weights that do not fit the config."""
     directory = Path(directory)
@@ -112,21 +126,30 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         if not (directory / name).is_file():
             raise file_error(directory / name, "missing from the checkpoint directory")
     try:
-        config = json.loads((directory / CHECKPOINT_CONFIG).read_text())
-        model = recommender_from(config)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        config = json.loads((directory / CHECKPOINT_CONFIG).read_text(encoding="utf-8"))
+        with torch.device("meta"):  # the shapes only: nothing is allocated yet
+            shapes = _shapes(recommender_from(config).network.state_dict())
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as error:
         raise file_error(
             directory / CHECKPOINT_CONFIG, f"not a valid model config ({error})"
         ) from None
     try:
-        state = torch.load(directory / CHECKPOINT_WEIGHTS, map_location="cpu", weights_only=True)
+        state = torch.load(
+            directory / CHECKPOINT_WEIGHTS, map_location="cpu", weights_only=True, mmap=True
+        )
     except pickle.UnpicklingError as error:
         first = str(error).splitlines()[0]
         raise file_error(
             directory / CHECKPOINT_WEIGHTS, f"refused: not plain weights ({first})"
         ) from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise file_error(directory / CHECKPOINT_WEIGHTS, f"cannot read weights ({error})") from None
+    if not isinstance(state, dict) or _shapes(state) != shapes:
+        difference = _first_difference(shapes, state if isinstance(state, dict) else {})
+        raise file_error(
+            directory / CHECKPOINT_WEIGHTS, f"weights do not match config.json ({difference})"
+        )
+    model = recommender_from(config)  # as large as the weights file, checked above
     try:
         model.network.load_state_dict(state)
     except RuntimeError as error:

@@ -31,6 +31,18 @@ class ModelConfig:
     item_based: bool = False
 
     def __post_init__(self) -> None:
+        if not _is_count(self.n_items):
+            raise ValueError(f"n_items {self.n_items!r}: expected a whole number >= 1")
+        if not isinstance(self.hidden, list) or not all(_is_count(h) for h in self.hidden):
+            raise ValueError(f"hidden {self.hidden!r}: expected a list of whole numbers >= 1")
+        for name, value in (
+            ("code_dropout", self.code_dropout),
+            ("input_dropout", self.input_dropout),
+        ):
+            if not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"{name} {value!r}: expected a number in [0, 1)")
+        if not isinstance(self.input_noise, int | float) or not 0 <= self.input_noise < 1e6:
+            raise ValueError(f"input_noise {self.input_noise!r}: expected a number >= 0")
         for name in (self.activation, self.output_activation):
             if name not in ACTIVATION_NAMES:
                 raise ValueError(f"activation {name!r}: expected one of {ACTIVATION_NAMES}")
@@ -43,6 +55,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         return cls(**values)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import polars as pl
 
-from aerec.contracts import Metrics, Progress
+from aerec.contracts import (
+    CHECKPOINT_CONFIG,
+    CHECKPOINT_FILES,
+    CHECKPOINT_WEIGHTS,
+    Metrics,
+    Progress,
+)
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.data.split import Split, load_split, split_frame
 from aerec.errors import InputError
+from aerec.io.outputs import check_output_dir
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.evaluate import (
     EvalData,
@@ -79,6 +86,7 @@ def train_model(
     """
     if preset not in PRESETS:
         raise InputError(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
+    check_output_dir(out, CHECKPOINT_FILES, (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG), "checkpoint")
     chosen = PRESETS[preset]
     data_split = load_split(ratings, split, seed)
     stats = data_split.stats()

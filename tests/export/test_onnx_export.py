@@ -78,9 +78,13 @@ def test_user_who_rated_almost_everything(tiny_model: Path, tiny_checkpoint: Pat
     assert not np.isfinite(scores[1]).any()
 
 
-def test_k_larger_than_catalogue_is_clipped(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    meta = export_onnx(tiny_checkpoint, tmp_path / "m.onnx", k=10_000)
-    assert meta["aerec.k"] == meta["aerec.n_items"]
+def test_k_larger_than_catalogue_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from aerec.errors import InputError
+
+    with pytest.raises(InputError, match=r"--k 10000: .* knows only 80 items"):
+        export_onnx(tiny_checkpoint, tmp_path / "m.onnx", k=10_000)
+    meta = export_onnx(tiny_checkpoint, tmp_path / "m.onnx", k=80)
+    assert meta["aerec.k"] == meta["aerec.n_items"] == "80"
 
 
 def test_bad_checkpoint(tmp_path: Path) -> None:

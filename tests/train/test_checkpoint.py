@@ -53,3 +53,36 @@ def test_missing_part(tiny_checkpoint: Path, tmp_path: Path) -> None:
     (broken / "items.parquet").unlink()
     with pytest.raises(InputError, match=r"items\.parquet"):
         load_checkpoint(broken)
+
+
+def test_huge_layers_are_refused_before_allocation(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A config asking for 10^6 x 10^6 weights (4 TB) is refused by comparing shapes with
+    the weights file, before any layer is built."""
+    broken = copy_of(tiny_checkpoint, tmp_path)
+    config = json.loads((broken / "config.json").read_text())
+    config["model"]["n_items"] = 1_000_000
+    config["model"]["hidden"] = [1_000_000]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=r"config\.json needs \(1000000"):
+        load_checkpoint(broken)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("activation", "swish"),
+        ("hidden", [200, -3]),
+        ("hidden", "200"),
+        ("n_items", 0),
+        ("input_dropout", 1.5),
+    ],
+)
+def test_bad_config_values_are_input_errors(
+    field: str, value: object, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    broken = copy_of(tiny_checkpoint, tmp_path)
+    config = json.loads((broken / "config.json").read_text())
+    config["model"][field] = value
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match=rf"config\.json: not a valid model config \({field}"):
+        load_checkpoint(broken)
