@@ -65,6 +65,7 @@ MODEL_META = {
 INPUT_FORMAT = "padded-v1"
 GRAPH_INPUTS = ("columns", "values")
 GRAPH_OUTPUTS = ("scores", "items")
+GRAPH_ITEM_TABLE = "aerec_item_ids"  # the graph's int64 initializer that `items` gathers from
 
 
 def item_ids_digest(item_ids: np.ndarray) -> str:

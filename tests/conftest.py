@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pytest
 
 from aerec.data.synth import SynthConfig, write_synthetic
@@ -53,3 +55,18 @@ def tiny_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(tiny_checkpoint, out, k=5)
     return out
+
+
+def big_ratings(model: Path, path: Path, users: int) -> Path:
+    """Many users over the model's items, so a run takes long enough to be killed."""
+    from aerec.score.session import open_session
+
+    _, info, _ = open_session(model, "cpu")
+    rng = np.random.default_rng(0)
+    user = np.repeat(np.arange(1, users + 1), 8)
+    item = rng.choice(info.items.ids, size=user.size)
+    frame = pl.DataFrame({"user_id": user, "item_id": item, "rating": 4.0}).unique(
+        ["user_id", "item_id"]
+    )
+    frame.write_csv(path)
+    return path

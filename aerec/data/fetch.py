@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aerec.errors import AerecError, InputError
+from aerec.errors import AerecError, InputError, file_error
 from aerec.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
+MAX_UNPACKED_BYTES = 8 << 30  # the largest release, ml-latest, unpacks to about 1.3 GB
+MAX_MEMBERS = 1_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,18 @@ def _published_md5(url: str, timeout: float) -> str:
     return digest
 
 
+def _check_size(archive: Path, zipped: zipfile.ZipFile) -> None:
+    """Refuse an archive that would unpack to more than MAX_UNPACKED_BYTES or files
+    (zipfile never writes more than a member's declared size)."""
+    members = zipped.infolist()
+    total = sum(member.file_size for member in members)
+    if total > MAX_UNPACKED_BYTES or len(members) > MAX_MEMBERS:
+        raise FetchError(
+            f"{archive}: unpacks to {total:,} bytes in {len(members):,} files, more than "
+            f"the {MAX_UNPACKED_BYTES:,} bytes and {MAX_MEMBERS:,} files a MovieLens release needs"
+        )
+
+
 def fetch_release(
     name: str, dest: str | Path, base_url: str = GROUPLENS_URL, timeout: float = 60.0
 ) -> Path:
@@ -74,6 +88,9 @@ def fetch_release(
         raise InputError(f"unknown release {name!r}; known: {', '.join(RELEASES)}")
     release = RELEASES[name]
     dest = Path(dest)
+    folder = dest / name
+    if folder.exists() or folder.is_symlink():
+        raise file_error(folder, "already exists; remove it or choose another --dest")
     dest.mkdir(parents=True, exist_ok=True)
     url = f"{base_url.rstrip('/')}/{name}.zip"
     expected = release.md5 or _published_md5(url, timeout)
@@ -89,16 +106,15 @@ def fetch_release(
             raise FetchError(
                 f"{url}: checksum mismatch (md5 {digest.hexdigest()}, expected {expected})"
             )
-    folder = dest / name
     staging = dest / f".{name}.unpacking"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         with zipfile.ZipFile(archive) as zipped:
+            _check_size(archive, zipped)
             zipped.extractall(staging)
     except zipfile.BadZipFile as error:
         raise FetchError(f"{archive}: not a zip archive ({error})") from None
     inner = staging / name
-    shutil.rmtree(folder, ignore_errors=True)
     (inner if inner.is_dir() else staging).rename(folder)
     shutil.rmtree(staging, ignore_errors=True)
     log.info("unpacked %s into %s", archive, folder)

@@ -16,6 +16,7 @@ import torch
 from aerec import __version__
 from aerec.contracts import (
     GRAPH_INPUTS,
+    GRAPH_ITEM_TABLE,
     GRAPH_OUTPUTS,
     INPUT_FORMAT,
     MODEL_META,
@@ -94,6 +95,25 @@ def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: in
     np.testing.assert_array_equal(items[clear], want_items[clear])
 
 
+def _name_item_table(proto: onnx.ModelProto, item_ids: np.ndarray) -> None:
+    """Give the initializer the graph gathers item ids from its contract name, so a scorer
+    can check it against the metadata's table."""
+    graph = proto.graph
+    tables = [
+        tensor
+        for tensor in graph.initializer
+        if tensor.data_type == onnx.TensorProto.INT64
+        and list(tensor.dims) == [len(item_ids)]
+        and np.array_equal(onnx.numpy_helper.to_array(tensor), item_ids)
+    ]
+    if len(tables) != 1:
+        raise AerecError(f"the traced graph holds {len(tables)} item id tables, expected 1")
+    old = tables[0].name
+    tables[0].name = GRAPH_ITEM_TABLE
+    for node in graph.node:
+        node.input[:] = [GRAPH_ITEM_TABLE if name == old else name for name in node.input]
+
+
 def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[str, str]:
     """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata."""
     check_output_file(out)
@@ -120,6 +140,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
             MODEL_META["aerec_version"]: __version__,
             MODEL_META["input_format"]: INPUT_FORMAT,
         }
+        _name_item_table(proto, loaded.items.ids)
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"
         onnx.save(proto, str(temporary))

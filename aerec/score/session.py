@@ -10,9 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 
-from aerec.contracts import DEVICES, GRAPH_INPUTS, INPUT_FORMAT, MODEL_META, item_ids_digest
+from aerec.contracts import (
+    DEVICES,
+    GRAPH_INPUTS,
+    GRAPH_ITEM_TABLE,
+    INPUT_FORMAT,
+    MODEL_META,
+    item_ids_digest,
+)
 from aerec.data.idmap import IdMap
 from aerec.errors import InputError, file_error
 
@@ -63,6 +72,15 @@ def _providers(device: str) -> list[str]:
     return [CPU]
 
 
+def graph_item_table(path: Path) -> np.ndarray | None:
+    """The item ids the graph itself gathers from (its GRAPH_ITEM_TABLE initializer)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        if tensor.name == GRAPH_ITEM_TABLE:
+            return np.asarray(onnx.numpy_helper.to_array(tensor))
+    return None
+
+
 def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     """Parse and check the aerec metadata; refuse a model whose item table does not match."""
     meta = session.get_modelmeta().custom_metadata_map
@@ -88,6 +106,9 @@ def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     if len(ids) != n_items:
         problem = f"item table holds {len(ids)} items, the metadata says {n_items}"
         raise file_error(path, problem)
+    table = graph_item_table(path)
+    if table is None or not np.array_equal(table, ids):
+        raise file_error(path, "the metadata's item table is not the one the graph ranks")
     if not 1 <= k <= n_items:
         raise file_error(path, f"metadata k={k} must lie between 1 and the {n_items} items")
     return ModelInfo(version=meta[MODEL_META["version"]], k=k, items=IdMap(ids), metrics=metrics)

@@ -10,6 +10,7 @@ import pytest
 
 from aerec.data import fetch
 from aerec.data.fetch import FetchError, fetch_release
+from aerec.errors import InputError
 
 
 @pytest.fixture()
@@ -70,3 +71,21 @@ def test_fetch_without_network_fails_with_one_line(tmp_path: Path) -> None:
         fetch_release("ml-100k", tmp_path, base_url=f"http://127.0.0.1:{port}", timeout=5)
     assert str(caught.value).startswith(f"cannot download http://127.0.0.1:{port}/ml-100k.zip")
     assert "\n" not in str(caught.value)
+
+
+def test_fetch_bounds_the_unpacked_size_and_keeps_existing_folders(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = server
+    digest = make_zip(root, "ml-latest-small")
+    (root / "ml-latest-small.zip.md5").write_text(f"{digest}  ml-latest-small.zip\n")
+    monkeypatch.setattr(fetch, "MAX_UNPACKED_BYTES", 40)  # the archive unpacks to 63 bytes
+    with pytest.raises(FetchError, match="unpacks to 63 bytes in 2 files"):
+        fetch_release("ml-latest-small", tmp_path / "dest", base_url=url)
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == ["ml-latest-small.zip"]
+    mine = tmp_path / "dest" / "ml-latest-small"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="already exists"):
+        fetch_release("ml-latest-small", tmp_path / "dest", base_url=url)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]

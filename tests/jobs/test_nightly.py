@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import onnx
 import polars as pl
 import pytest
+from conftest import big_ratings
 
 from aerec.contracts import PUBLISHED_NAMES
 from aerec.errors import LockHeld
@@ -23,7 +23,6 @@ from aerec.io.lock import run_lock
 from aerec.jobs.nightly import nightly
 from aerec.score.pipeline import score_all
 from aerec.score.publish import file_sha256
-from aerec.score.session import open_session
 
 
 def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
@@ -113,19 +112,6 @@ def test_run_while_another_process_holds_the_lock(
     assert again.returncode == 0, again.stderr
     manifest = json.loads((published / "manifest.json").read_text())
     assert manifest["run"] != json.loads(before["manifest.json"])["run"]
-
-
-def big_ratings(model: Path, path: Path, users: int) -> Path:
-    """Many users over the model's items, so a run takes long enough to be killed."""
-    _, info, _ = open_session(model, "cpu")
-    rng = np.random.default_rng(0)
-    user = np.repeat(np.arange(1, users + 1), 8)
-    item = rng.choice(info.items.ids, size=user.size)
-    frame = pl.DataFrame({"user_id": user, "item_id": item, "rating": 4.0}).unique(
-        ["user_id", "item_id"]
-    )
-    frame.write_csv(path)
-    return path
 
 
 def run_and_kill_while_writing(command: list[str], runs: Path) -> int:

@@ -1,10 +1,14 @@
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import big_ratings
 
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError
@@ -170,3 +174,41 @@ def test_recommend_one_user(tiny_model: Path, tiny_data: tuple[Path, Path]) -> N
     assert rated["rating"].to_list() == sorted(rated["rating"].to_list(), reverse=True)
     with pytest.raises(InputError, match="has no ratings"):
         recommend_user(tiny_model, tiny_data[0], tiny_data[1], -5, device="cpu")
+
+
+def test_sigterm_while_writing_removes_temporaries_and_publishes_nothing(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """SIGTERM (systemctl stop) once the new table is being written: exit 143, the old
+    table, manifest and _SUCCESS as they were, no temporary file or sort folder left."""
+    out = tmp_path / "out" / "recs.parquet"
+    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)  # not sorted by user
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "aerec", "score-all", "--model", str(tiny_model)]
+    command += ["--ratings", str(ratings), "--out", str(out), "--device", "cpu"]
+    for _ in range(3):  # a run that finished before the signal proves nothing: retry
+        run = subprocess.Popen(
+            command, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(scratch)}
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and run.poll() is None:
+            if any(p.name.endswith(".tmp") for p in out.parent.iterdir()) and any(
+                p.name.startswith("aerec-sort-") for p in scratch.iterdir()
+            ):
+                break
+            time.sleep(0.001)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+        if run.returncode == 143:
+            break
+        for name, data in before.items():
+            (out.parent / name).write_bytes(data)
+    else:
+        pytest.fail("every run finished before SIGTERM could stop it")
+    assert "terminated (SIGTERM)" in stderr.decode().strip().splitlines()[-1]
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    # (ONNX Runtime leaves a .ses file in TMPDIR on every run, finished or not)
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("aerec")] == []
