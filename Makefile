@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 		$(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
 		|| $(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url $(TORCH_CPU_INDEX); \
 	fi
-	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q -e '.[train,dev,ray]'
 	touch $@
 
 run: $(BIN)/.installed

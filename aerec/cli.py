@@ -12,10 +12,12 @@ from aerec import __version__
 from aerec.clikit import (
     batch_size_option,
     device_option,
+    engine_options,
     max_unknown_option,
     min_rows_option,
     model_option,
     ratings_option,
+    ray_options,
     require,
     run,
     setup_logging,
@@ -165,6 +167,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 @device_option
 @max_unknown_option
 @min_rows_option
+@engine_options
 def nightly(
     model: str,
     ratings: str,
@@ -175,10 +178,17 @@ def nightly(
     device: str,
     max_unknown: float,
     min_rows_fraction: float,
+    engine: str,
+    parts: int | None,
+    ray_address: str | None,
+    ray_concurrency: int | None,
+    ray_num_cpus: float,
+    ray_num_gpus: float,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
     from aerec.jobs.nightly import nightly as run_nightly
 
+    ray = ray_options(engine, ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
     run_nightly(
         model,
         ratings,
@@ -189,6 +199,9 @@ def nightly(
         device=device,
         max_unknown=max_unknown,
         min_rows_fraction=min_rows_fraction,
+        parts=parts,
+        engine=engine,
+        ray=ray,
     )
 
 

@@ -6,23 +6,27 @@ import importlib.util
 import logging
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn, TypeVar
 
 import click
 from tqdm import tqdm
 
 from aerec.contracts import (
+    DEFAULT_PARTS,
     DEVICES,
+    ENGINES,
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     MAX_BATCH_SIZE,
+    MAX_PARTS,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
 )
 from aerec.errors import AerecError, InputError, Terminated
+from aerec.score.ray_engine import RayOptions
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
@@ -38,8 +42,9 @@ device_option = click.option(
 ratings_option = click.option(
     "--ratings",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Ratings file of any supported layout.",
+    type=click.Path(),
+    help="Ratings file of any supported layout (--engine ray: Parquet, a file or a "
+    "directory of parts).",
 )
 model_option = click.option(
     "--model",
@@ -70,6 +75,62 @@ batch_size_option = click.option(
     help="Users scored together (memory grows with it).",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+_ENGINE_OPTIONS = (
+    click.option(
+        "--engine",
+        default="local",
+        show_default=True,
+        type=click.Choice(ENGINES),
+        help="local: this process; ray: a Ray cluster (needs aerec[ray] and Parquet ratings).",
+    ),
+    click.option(
+        "--parts",
+        type=click.IntRange(1, MAX_PARTS),
+        help=f"Write a partitioned table of N parts by user (ray: default {DEFAULT_PARTS}).",
+    ),
+    click.option("--ray-address", help="An existing Ray cluster (default: start a local one)."),
+    click.option(
+        "--ray-concurrency",
+        type=click.IntRange(min=1),
+        help="Scoring actors (default: the cluster's CPUs less one, / --ray-num-cpus).",
+    ),
+    click.option(
+        "--ray-num-cpus",
+        default=1.0,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="CPUs per scoring actor (its ONNX Runtime threads).",
+    ),
+    click.option(
+        "--ray-num-gpus",
+        default=0.0,
+        show_default=True,
+        type=click.FloatRange(min=0.0),
+        help="GPUs per scoring actor.",
+    ),
+)
+
+
+def engine_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--engine, --parts and the --ray-* options; `ray_options` turns them into RayOptions."""
+    for option in reversed(_ENGINE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def ray_options(
+    engine: str,
+    ray_address: str | None,
+    ray_concurrency: int | None,
+    ray_num_cpus: float,
+    ray_num_gpus: float,
+) -> RayOptions | None:
+    """The Ray engine's options, after checking that ray is installed."""
+    if engine != "ray":
+        return None
+    require("ray", "ray")
+    return RayOptions(ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
 
 
 def require(module: str, extra: str) -> None:

@@ -26,6 +26,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 # --- devices --------------------------------------------------------------------------
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("local", "ray")  # score-all --engine: this process, or a Ray cluster
 
 # --- publish gates (score-all, aerec nightly) ----------------------------------------
 MAX_UNKNOWN_SHARE = 0.5  # refuse when more ratings (or users) than this are of unknown items
@@ -91,6 +92,27 @@ RECS_META = {
     "schema_version": "aerec.schema_version",
 }
 
+# --- partitioned tables: DIR/part-NNNNN.parquet, each user in the part of its bucket ----
+PART_FILE = "part-{bucket:05d}.parquet"
+PARTITION_HASH = "splitmix64"  # of the user id as a 64-bit two's-complement integer
+DEFAULT_PARTS = 16
+MAX_PARTS = 100_000
+
+
+def user_bucket(user_ids: np.ndarray, parts: int) -> np.ndarray:
+    """Each user's part: splitmix64(user_id) mod parts (stable across runs and engines)."""
+    x = np.asarray(user_ids, dtype=np.int64).view(np.uint64)
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(parts)).astype(np.int64)
+
+
+def partitioning(parts: int) -> Partitioning:
+    return Partitioning(key="user_id", hash=PARTITION_HASH, parts=parts)
+
+
 # --- nightly and retrain directories --------------------------------------------------
 # A published directory (DIR/runs/<stamp>, MODEL_DIR/versions/<stamp>) is made current
 # by switching the symlink CURRENT_LINK; the names users open are fixed links through it.
@@ -121,14 +143,31 @@ class InputRecord(TypedDict):
     sha256: str
 
 
-class Manifest(TypedDict, total=False):
-    """manifest.json beside a published table (README "manifest.json")."""
+class PartRecord(TypedDict):
+    """One part of a partitioned table: part-NNNNN.parquet holds the users of bucket NNNNN."""
 
     file: str
     rows: int
     users: int
-    k: int
     sha256: str
+
+
+class Partitioning(TypedDict):
+    key: str  # user_id
+    hash: str  # PARTITION_HASH
+    parts: int
+
+
+class Manifest(TypedDict, total=False):
+    """manifest.json beside a published table (README "manifest.json")."""
+
+    file: str  # a single-file table
+    parts: list[PartRecord]  # a partitioned table
+    partitioning: Partitioning
+    rows: int
+    users: int
+    k: int
+    sha256: str  # of the single file
     model_version: str
     generated_at: str
     schema_version: str

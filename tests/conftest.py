@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# A test's Ray cluster binds its services to loopback only (set before ray is imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import subprocess
 import sys
 from pathlib import Path

@@ -133,7 +133,17 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
     return frame
 
 
-def _canonical(path: Path, layout: Layout, frame: pl.DataFrame, first_row: int = 0) -> pl.DataFrame:
+def canonical_block(source: str | Path, block: pl.DataFrame) -> pl.DataFrame:
+    """A block of a Parquet dataset (canonical or ml-latest column names) as the canonical,
+    validated ratings frame; errors name the source but no line (a block has none)."""
+    names = {c: _LATEST_HEADER.get(c, c) for c in block.columns}
+    block = block.rename(names).select([c for c in RATINGS_SCHEMA if c in names.values()])
+    return _canonical(Path(source), Layout("parquet", False), block, first_row=None)
+
+
+def _canonical(
+    path: Path, layout: Layout, frame: pl.DataFrame, first_row: int | None = 0
+) -> pl.DataFrame:
     """The raw columns as the canonical, validated ratings frame."""
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:

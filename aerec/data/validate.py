@@ -13,9 +13,10 @@ from aerec.errors import InputError, file_error
 log = logging.getLogger(__name__)
 
 
-def _line(row: int, has_header: bool, first_row: int = 0) -> int:
-    """The 1-based file line of a 0-based data row of a chunk starting at `first_row`."""
-    return first_row + row + 1 + int(has_header)
+def _line(row: int, has_header: bool, first_row: int | None = 0) -> int | None:
+    """The 1-based file line of a 0-based data row of a chunk starting at `first_row`
+    (None where the frame's place in the file is unknown, e.g. a block of a dataset)."""
+    return None if first_row is None else first_row + row + 1 + int(has_header)
 
 
 def _first_row(frame: pl.DataFrame, condition: pl.Expr) -> int | None:
@@ -37,7 +38,7 @@ def first_unparsable(path: Path, raw: pl.DataFrame, has_header: bool) -> InputEr
 
 
 def check_integral_ids(
-    path: Path, frame: pl.DataFrame, has_header: bool, first_row: int = 0
+    path: Path, frame: pl.DataFrame, has_header: bool, first_row: int | None = 0
 ) -> None:
     """Refuse float user or item ids that are not whole numbers (7.2 is not user 7)."""
     for column in ("user_id", "item_id"):
@@ -50,7 +51,9 @@ def check_integral_ids(
             raise file_error(path, f"{column} is not an integer: {value!r}", line)
 
 
-def check_ratings(path: Path, frame: pl.DataFrame, has_header: bool, first_row: int = 0) -> None:
+def check_ratings(
+    path: Path, frame: pl.DataFrame, has_header: bool, first_row: int | None = 0
+) -> None:
     """Raise InputError for an empty frame, missing values, NaN or out-of-scale ratings.
 
     `first_row` is the file's data row the frame starts at (a chunk of a larger file).

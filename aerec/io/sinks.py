@@ -6,6 +6,7 @@ the manifest never re-reads what was written.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,7 +14,8 @@ from typing import Protocol
 import polars as pl
 import pyarrow.parquet as pq
 
-from aerec.contracts import RECS_SCHEMA
+from aerec.contracts import PART_FILE, RECS_SCHEMA, PartRecord, user_bucket
+from aerec.io.digest import file_sha256
 
 ROW_GROUP_ROWS = 500_000  # rows per Parquet row group (about 12 MB before compression)
 
@@ -22,6 +24,7 @@ ROW_GROUP_ROWS = 500_000  # rows per Parquet row group (about 12 MB before compr
 class Written:
     rows: int
     users: int
+    parts: tuple[PartRecord, ...] = ()  # a partitioned table's parts, by file name
 
 
 class RecsSink(Protocol):
@@ -66,3 +69,56 @@ class ParquetFileSink:
         self._flush()
         self._writer.close()
         return Written(rows=self._rows, users=self._users)
+
+
+class PartitionedSink:
+    """DIR/part-NNNNN.parquet: each user's rows go to the part of user_bucket(user, parts).
+
+    Rows arrive in user order, so each part is sorted by user (and rank) too. Parts are
+    opened as their first user arrives; a part with no user is not written.
+    """
+
+    def __init__(
+        self, directory: str | Path, parts: int, metadata: dict[str, str], row_group_rows: int = 0
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.parts = parts
+        self.metadata = metadata
+        self.row_group_rows = row_group_rows or max(50_000, ROW_GROUP_ROWS // parts)
+        self._sinks: dict[int, ParquetFileSink] = {}
+
+    def write(self, rows: pl.DataFrame) -> None:
+        buckets = pl.Series("_part", user_bucket(rows["user_id"].to_numpy(), self.parts))
+        for (bucket,), part in rows.with_columns(buckets).group_by("_part", maintain_order=True):
+            number = int(bucket)
+            if number not in self._sinks:
+                path = self.directory / PART_FILE.format(bucket=number)
+                self._sinks[number] = ParquetFileSink(path, self.metadata, self.row_group_rows)
+            self._sinks[number].write(part.drop("_part"))
+
+    def abort(self) -> None:
+        """Close and remove every part written so far (a failed or restarted stream)."""
+        for sink in self._sinks.values():
+            with contextlib.suppress(Exception):
+                sink.close()
+            sink.path.unlink(missing_ok=True)
+        self._sinks.clear()
+
+    def close(self) -> Written:
+        records = []
+        for number in sorted(self._sinks):
+            sink = self._sinks[number]
+            written = sink.close()
+            records.append(part_record(sink.path, written))
+        return Written(
+            rows=sum(r["rows"] for r in records),
+            users=sum(r["users"] for r in records),
+            parts=tuple(records),
+        )
+
+
+def part_record(path: Path, written: Written) -> PartRecord:
+    return PartRecord(
+        file=path.name, rows=written.rows, users=written.users, sha256=file_sha256(path)
+    )

@@ -1,51 +1,12 @@
-"""The nightly run: score into a dated run directory, make it current, keep the last N.
-
-DIR/
-  runs/<stamp>/    recs.parquet, manifest.json, _SUCCESS of each finished run
-  current          symlink to runs/<stamp> of the published run (switched by one rename)
-  recs.parquet     -> current/recs.parquet (and likewise manifest.json, _SUCCESS)
-  .lock
-"""
+"""The nightly job: the current model scores every user into the published directory."""
 
 from __future__ import annotations
 
-import logging
-import shutil
-import time
 from pathlib import Path
 
-from aerec.contracts import (
-    CURRENT_LINK,
-    LOCK_FILE,
-    MAX_UNKNOWN_SHARE,
-    MIN_ROWS_FRACTION,
-    PUBLISHED_NAMES,
-    RECS_FILE,
-    RUNS_DIR,
-    SUCCESS_FILE,
-    Manifest,
-    run_stamp,
-)
-from aerec.errors import InputError
-from aerec.io.lock import run_lock
-from aerec.io.pointer import link_through, switch
-from aerec.io.stamped import prune_stamped
-from aerec.score.pipeline import score_all
-from aerec.score.publish import read_manifest
-
-log = logging.getLogger(__name__)
-
-
-def publish_run(run_dir: Path, out_dir: Path) -> Manifest:
-    """Make run_dir (complete: table, manifest, _SUCCESS) the published run.
-
-    DIR/current is switched to runs/<stamp> by one rename, and DIR/recs.parquet,
-    manifest.json and _SUCCESS are links through it: the three change together or not at
-    all, whatever fails (a kill, a full disk).
-    """
-    switch(out_dir / CURRENT_LINK, Path(RUNS_DIR) / run_dir.name)
-    link_through(out_dir, CURRENT_LINK, PUBLISHED_NAMES)
-    return read_manifest(run_dir)
+from aerec.contracts import MAX_UNKNOWN_SHARE, MIN_ROWS_FRACTION, Manifest
+from aerec.score.dataset import score_dataset
+from aerec.score.ray_engine import RayOptions
 
 
 def nightly(
@@ -58,53 +19,23 @@ def nightly(
     device: str = "auto",
     max_unknown: float = MAX_UNKNOWN_SHARE,
     min_rows_fraction: float = MIN_ROWS_FRACTION,
+    parts: int | None = None,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> Manifest:
-    """One locked nightly run; returns the published manifest. The publish gates of
-    score_all compare with the table published in `out_dir`."""
-    if keep < 1:
-        raise InputError("--keep must be at least 1")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = Path(model).resolve()  # a retrain may switch MODEL_DIR/current meanwhile
-    with run_lock(out_dir / LOCK_FILE):
-        started = time.perf_counter()
-        stamp = run_stamp()
-        run_dir = out_dir / RUNS_DIR / stamp
-        log.info("nightly run %s: model %s, ratings %s, output %s", stamp, model, ratings, out_dir)
-        try:
-            manifest = score_all(
-                model,
-                ratings,
-                run_dir / RECS_FILE,
-                k=k,
-                batch_size=batch_size,
-                device=device,
-                max_unknown=max_unknown,
-                min_rows_fraction=min_rows_fraction,
-                published=out_dir,
-                run_name=stamp,
-            )
-        except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            log.error("nightly run %s failed; the published table is unchanged", stamp)
-            raise
-        published = publish_run(run_dir, out_dir)
-        removed = prune_stamped(
-            out_dir / RUNS_DIR,
-            keep,
-            protect={stamp},
-            finished=lambda run: (run / SUCCESS_FILE).is_file(),
-        )
-        log.info(
-            "nightly run %s published: %s rows for %s users, k=%s, provider %s, %s users "
-            "skipped, %.1f s; removed old runs: %s",
-            stamp,
-            manifest["rows"],
-            manifest["users"],
-            manifest["k"],
-            manifest["provider"],
-            manifest["users_skipped"],
-            time.perf_counter() - started,
-            ", ".join(removed) or "none",
-        )
-        return published
+    """One locked run into `out_dir` with the model `model` resolves to now (a retrain may
+    switch MODEL_DIR/current while the run goes on); returns the published manifest."""
+    return score_dataset(
+        Path(model).resolve(),
+        ratings,
+        out_dir,
+        k=k,
+        keep=keep,
+        batch_size=batch_size,
+        device=device,
+        max_unknown=max_unknown,
+        min_rows_fraction=min_rows_fraction,
+        parts=parts,
+        engine=engine,
+        ray=ray,
+    )

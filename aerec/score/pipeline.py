@@ -12,6 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from aerec.contracts import (
+    DEFAULT_PARTS,
+    ENGINES,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
     InputRecord,
@@ -19,10 +21,12 @@ from aerec.contracts import (
     Progress,
 )
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
-from aerec.errors import file_error
-from aerec.io.outputs import check_output_file
+from aerec.errors import InputError, file_error
+from aerec.io.digest import input_sha256
+from aerec.io.outputs import check_output_dir, check_output_file
 from aerec.score.overlap import in_background
-from aerec.score.publish import file_sha256, publish_recs
+from aerec.score.publish import Finish, publish_parts, publish_recs
+from aerec.score.ray_engine import RayOptions
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
 
@@ -86,6 +90,9 @@ def score_all(
     min_rows_fraction: float = MIN_ROWS_FRACTION,
     published: str | Path | None = None,
     run_name: str | None = None,
+    parts: int | None = None,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> Manifest:
     """Score every user (or those listed in `users`) and publish the top-k table.
 
@@ -99,9 +106,21 @@ def score_all(
     the table has fewer rows than `min_rows_fraction` of the one published in
     `published` (a directory holding manifest.json; default: beside `out`). `run_name`
     is recorded in the manifest as "run".
+
+    With `parts`, `out` is a new directory that receives a partitioned table (part files
+    by user bucket, then manifest.json and _SUCCESS); `engine` "ray" scores it on a Ray
+    cluster (`ray` options), reading Parquet ratings (a file or a directory of parts).
     """
     started = time.perf_counter()
-    check_output_file(out)
+    if engine not in ENGINES:
+        raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        parts = parts or DEFAULT_PARTS
+        _check_ray_input(Path(ratings))
+    if parts is None:
+        check_output_file(out)
+    else:
+        check_output_dir(out, (), (), "new (empty) output")
     keep_large_buffers_out_of_the_heap()
     scorer = BatchScorer(model, device)
     info = scorer.info
@@ -110,9 +129,42 @@ def score_all(
     run = Manifest(k=k, model_version=info.version, provider=scorer.provider)
     if run_name is not None:
         run["run"] = run_name
+    previous = Path(published) if published is not None else Path(out).parent
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
-    digest = hashing.submit(file_sha256, ratings)
+    digest = hashing.submit(input_sha256, ratings)
+
+    def finisher(counts: ReadCounts) -> Finish:
+        def finish() -> Manifest:
+            counts.check_fit(ratings, max_unknown)
+            return Manifest(
+                input=InputRecord(path=str(ratings), sha256=digest.result()),
+                **_counted(counts, ratings),
+            )
+
+        return finish
+
+    def on_ray() -> tuple[Manifest, ReadCounts]:
+        from aerec.score.ray_engine import score_parts_on_ray
+
+        counts = ReadCounts()
+        assert parts is not None
+        manifest = score_parts_on_ray(
+            Path(model),
+            Path(ratings),
+            Path(out),
+            parts,
+            run,
+            wanted,
+            batch_size,
+            device,
+            ray or RayOptions(),
+            finisher(counts),
+            counts,
+            previous,
+            min_rows_fraction,
+        )
+        return manifest, counts
 
     def publish(sort: bool) -> tuple[Manifest, ReadCounts]:
         counts = ReadCounts()
@@ -124,21 +176,19 @@ def score_all(
         if progress is not None:
             chunks = progress(chunks, "scoring chunks", None)
         rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
-
-        def finish() -> Manifest:
-            counts.check_fit(ratings, max_unknown)
-            return Manifest(
-                input=InputRecord(path=str(ratings), sha256=digest.result()),
-                **_counted(counts, ratings),
-            )
-
-        previous = Path(published) if published is not None else Path(out).parent
-        return publish_recs(rows, out, run, finish, previous, min_rows_fraction), counts
+        finish = finisher(counts)
+        if parts is None:
+            return publish_recs(rows, out, run, finish, previous, min_rows_fraction), counts
+        return publish_parts(rows, out, parts, run, finish, previous, min_rows_fraction), counts
 
     try:
-        manifest, counts = publish(sort=False)
-    except NotSortedByUser:
-        manifest, counts = publish(sort=True)
+        if engine == "ray":
+            manifest, counts = on_ray()
+        else:
+            try:
+                manifest, counts = publish(sort=False)
+            except NotSortedByUser:
+                manifest, counts = publish(sort=True)
     finally:
         hashing.shutdown(wait=True, cancel_futures=True)
     counts.warn()
@@ -151,6 +201,19 @@ def score_all(
         scorer.provider,
     )
     return manifest
+
+
+def _check_ray_input(ratings: Path) -> None:
+    """The Ray engine reads Parquet: a .parquet file or a directory of them."""
+    if ratings.is_dir():
+        if not any(ratings.glob("*.parquet")):
+            raise file_error(ratings, "directory holds no .parquet file (--engine ray)")
+    elif ratings.suffix != ".parquet" or not ratings.is_file():
+        raise file_error(
+            ratings,
+            "--engine ray reads Parquet ratings (a .parquet file or a directory of them); "
+            "convert with: aerec convert",
+        )
 
 
 def _counted(counts: ReadCounts, ratings: str | Path) -> Manifest:

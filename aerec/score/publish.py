@@ -1,8 +1,13 @@
-"""Publishing recs.parquet atomically with its manifest.json and _SUCCESS marker."""
+"""Publishing a recommendations table with its manifest.json and _SUCCESS marker.
+
+A table is one Parquet file (`publish_recs`) or a directory of parts by user bucket
+(`publish_parts`, or `seal_parts` when a distributed engine wrote the parts). Either way
+the publish gates run before anything is replaced, and the manifest records every file's
+sha256.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -17,20 +22,16 @@ from aerec.contracts import (
     SCHEMA_VERSION,
     SUCCESS_FILE,
     Manifest,
+    partitioning,
 )
 from aerec.errors import InputError
 from aerec.io.atomic import atomic_group
-from aerec.io.sinks import ParquetFileSink
+from aerec.io.digest import file_sha256
+from aerec.io.sinks import ParquetFileSink, PartitionedSink, Written
 
 log = logging.getLogger(__name__)
 
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+Finish = Callable[[], Manifest]  # what only the end of a stream knows, or raise
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -47,11 +48,49 @@ def _published_rows(directory: Path) -> int:
         return 0
 
 
+def table_metadata(run: Manifest) -> dict[str, str]:
+    """The Parquet key-value metadata of every file of a run's table."""
+    return {
+        RECS_META["model_version"]: run["model_version"],
+        RECS_META["k"]: str(run["k"]),
+        RECS_META["generated_at"]: run["generated_at"],
+        RECS_META["schema_version"]: SCHEMA_VERSION,
+    }
+
+
+def stamped(run: Manifest) -> Manifest:
+    """The run with its generation time and schema version."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Manifest(**run, generated_at=now, schema_version=SCHEMA_VERSION)
+
+
+def _gated_manifest(
+    out: Path,
+    written: Written,
+    run: Manifest,
+    after: Finish | None,
+    previous: Path | None,
+    min_rows_fraction: float,
+) -> Manifest:
+    """The publish gates, then the manifest: `after` (e.g. the model-fit check) and the
+    row gate against the table whose manifest.json is in `previous`."""
+    if after is not None:
+        run = Manifest(**run, **after())
+    if previous is not None and (previous / MANIFEST_FILE).is_file():
+        before = _published_rows(previous)
+        if written.rows < min_rows_fraction * before:
+            raise InputError(
+                f"{out}: {written.rows} rows, fewer than {min_rows_fraction:.0%} of the "
+                f"{before} published; nothing published (--min-rows-fraction to override)"
+            )
+    return Manifest(rows=written.rows, users=written.users, **run)
+
+
 def publish_recs(
     batches: Iterable[pl.DataFrame],
     out: str | Path,
     run: Manifest,
-    after: Callable[[], Manifest] | None = None,
+    after: Finish | None = None,
     previous: Path | None = None,
     min_rows_fraction: float = 0.0,
 ) -> Manifest:
@@ -66,40 +105,66 @@ def publish_recs(
     any point, a full disk included, leaves the published three as they were.
     """
     out = Path(out)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    metadata = {
-        RECS_META["model_version"]: run["model_version"],
-        RECS_META["k"]: str(run["k"]),
-        RECS_META["generated_at"]: generated,
-        RECS_META["schema_version"]: SCHEMA_VERSION,
-    }
+    run = stamped(run)
     names = [out.name, MANIFEST_FILE, SUCCESS_FILE]
     with atomic_group(out.parent, names) as (table, manifest_path, success):
-        sink = ParquetFileSink(table, metadata)
+        sink = ParquetFileSink(table, table_metadata(run))
         for rows in batches:
             sink.write(rows)
         written = sink.close()
-        if after is not None:
-            run = Manifest(**run, **after())
-        if previous is not None and (previous / MANIFEST_FILE).is_file():
-            before = _published_rows(previous)
-            if written.rows < min_rows_fraction * before:
-                raise InputError(
-                    f"{out}: {written.rows} rows, fewer than {min_rows_fraction:.0%} of the "
-                    f"{before} published; nothing published (--min-rows-fraction to override)"
-                )
-        manifest = Manifest(
-            file=out.name,
-            rows=written.rows,
-            users=written.users,
-            k=run["k"],
-            sha256=file_sha256(table),
-            model_version=run["model_version"],
-            generated_at=generated,
-            schema_version=SCHEMA_VERSION,
-        )
-        manifest.update(run)
+        manifest = _gated_manifest(out, written, run, after, previous, min_rows_fraction)
+        manifest["file"], manifest["sha256"] = out.name, file_sha256(table)
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         success.write_text("")
     log.info("published %s: %d rows for %d users", out, written.rows, written.users)
+    return manifest
+
+
+def publish_parts(
+    batches: Iterable[pl.DataFrame],
+    directory: str | Path,
+    parts: int,
+    run: Manifest,
+    after: Finish | None = None,
+    previous: Path | None = None,
+    min_rows_fraction: float = 0.0,
+) -> Manifest:
+    """Write the batches' rows as a partitioned table into `directory` (a new run
+    directory that nobody reads yet), then its manifest and _SUCCESS."""
+    directory = Path(directory)
+    run = stamped(run)
+    sink = PartitionedSink(directory, parts, table_metadata(run))
+    try:
+        for rows in batches:
+            sink.write(rows)
+        written = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return seal_parts(directory, written, parts, run, after, previous, min_rows_fraction)
+
+
+def seal_parts(
+    directory: Path,
+    written: Written,
+    parts: int,
+    run: Manifest,
+    after: Finish | None = None,
+    previous: Path | None = None,
+    min_rows_fraction: float = 0.0,
+) -> Manifest:
+    """The gates, then manifest.json (every part with its sha256) and _SUCCESS, for parts
+    already written into `directory`."""
+    manifest = _gated_manifest(directory, written, run, after, previous, min_rows_fraction)
+    manifest["parts"], manifest["partitioning"] = list(written.parts), partitioning(parts)
+    with atomic_group(directory, [MANIFEST_FILE, SUCCESS_FILE]) as (manifest_path, success):
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        success.write_text("")
+    log.info(
+        "wrote %s: %d rows for %d users in %d parts",
+        directory,
+        written.rows,
+        written.users,
+        len(written.parts),
+    )
     return manifest

@@ -37,10 +37,22 @@ class ReadCounts:
     users_without_known_items: int = 0
 
     def add(self, vectors: UserVectors) -> None:
-        self.users += len(vectors.users)
-        self.ratings += vectors.ratings.nnz + vectors.unknown_item_ratings
-        self.unknown_item_ratings += vectors.unknown_item_ratings
-        self.users_without_known_items += vectors.users_without_known_items
+        self.add_counts(ReadCounts.of(vectors))
+
+    def add_counts(self, other: ReadCounts) -> None:
+        self.users += other.users
+        self.ratings += other.ratings
+        self.unknown_item_ratings += other.unknown_item_ratings
+        self.users_without_known_items += other.users_without_known_items
+
+    @staticmethod
+    def of(vectors: UserVectors) -> ReadCounts:
+        return ReadCounts(
+            users=len(vectors.users),
+            ratings=vectors.ratings.nnz + vectors.unknown_item_ratings,
+            unknown_item_ratings=vectors.unknown_item_ratings,
+            users_without_known_items=vectors.users_without_known_items,
+        )
 
     def check_fit(self, source: object, max_unknown: float) -> None:
         """Refuse data the model does not fit: too many ratings of unknown items, or too

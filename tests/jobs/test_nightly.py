@@ -19,10 +19,10 @@ from conftest import big_ratings
 from aerec.contracts import PUBLISHED_NAMES
 from aerec.errors import LockHeld
 from aerec.io import pointer
+from aerec.io.digest import file_sha256
 from aerec.io.lock import run_lock
 from aerec.jobs.nightly import nightly
 from aerec.score.pipeline import score_all
-from aerec.score.publish import file_sha256
 
 
 def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:

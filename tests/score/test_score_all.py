@@ -12,8 +12,8 @@ from conftest import big_ratings
 
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError
+from aerec.io.digest import file_sha256
 from aerec.score.pipeline import score_all
-from aerec.score.publish import file_sha256
 from aerec.score.session import open_session
 
 
@@ -212,3 +212,27 @@ def test_sigterm_while_writing_removes_temporaries_and_publishes_nothing(
     assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
     # (ONNX Runtime leaves a .ses file in TMPDIR on every run, finished or not)
     assert [p.name for p in scratch.iterdir() if p.name.startswith("aerec")] == []
+
+
+def test_score_all_into_a_directory_writes_a_partitioned_dataset(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from conftest import run_aerec
+
+    out = tmp_path / "recs"
+    args = ["score-all", "--model", str(tiny_model), "--ratings", str(tiny_data[0])]
+    args += ["--out", f"{out}/", "--parts", "3", "--device", "cpu"]
+    for _ in range(3):
+        result = run_aerec(*args)
+        assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "current" / "manifest.json").read_text())
+    assert manifest["partitioning"] == {"key": "user_id", "hash": "splitmix64", "parts": 3}
+    assert sorted(p.name for p in (out / "current").glob("*.parquet")) == [
+        p["file"] for p in manifest["parts"]
+    ]
+    table = pl.read_parquet(out / "current" / "*.parquet")
+    score_all(tiny_model, tiny_data[0], tmp_path / "one.parquet", device="cpu")
+    single = pl.read_parquet(tmp_path / "one.parquet")
+    assert table.sort("user_id", "rank").equals(single)
+    assert len(list((out / "runs").iterdir())) == 2  # the published run and the one before
+    assert not (out / "recs.parquet").exists()

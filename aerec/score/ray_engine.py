@@ -1,0 +1,231 @@
+"""score-all on a Ray cluster: Ray Data reads the ratings, groups them by user bucket, and
+a pool of actors scores each bucket with the local loop's own functions, one part each.
+
+Every actor opens one ONNX Runtime session in `__init__`; `__call__` takes one bucket (all
+ratings of its users, whole by the groupby's guarantee), builds the users' vectors, scores
+them with `score_users` (whose per-batch function is `score_batch`, as on a single node)
+and writes DIR/part-NNNNN.parquet atomically, so a retried task (a worker killed mid-run)
+rewrites the same complete part. The driver receives one small record per part and writes
+the manifest. The parts live on a file system every worker can write (local or shared).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from aerec import errors
+from aerec.contracts import PART_FILE, Manifest, user_bucket
+from aerec.data.readers import canonical_block
+from aerec.errors import AerecError
+from aerec.io.atomic import atomic_path
+from aerec.io.sinks import ParquetFileSink, Written, part_record
+from aerec.score.publish import Finish, seal_parts, stamped, table_metadata
+from aerec.score.scorer import BatchScorer, score_users
+from aerec.score.vectors import ReadCounts, build_user_vectors
+
+log = logging.getLogger(__name__)
+
+BUCKET = "_aerec_part"
+RATINGS_PER_PART_WARNING = 4_000_000  # a bucket is scored in one task: keep it in memory
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide the Ray job runs (score-all --ray-* options)."""
+
+    address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); else local
+    concurrency: int | None = None  # scoring actors; default: the cluster's CPUs // num_cpus - 1
+    num_cpus: float = 1.0  # per actor, also its ONNX Runtime threads
+    num_gpus: float = 0.0  # per actor (with --device cuda)
+
+
+def _prepare(block: pa.Table, parts: int, source: str, wanted: list[int] | None) -> pa.Table:
+    """A Ray Data block as canonical, validated ratings with each user's bucket (only the
+    `wanted` users' ratings, when given)."""
+    frame = canonical_block(source, pl.from_arrow(block))  # type: ignore[arg-type]
+    if wanted is not None:
+        frame = frame.filter(pl.col("user_id").is_in(pl.Series(wanted, dtype=pl.Int64).implode()))
+    buckets = user_bucket(frame["user_id"].to_numpy(), parts)
+    return frame.with_columns(pl.Series(BUCKET, buckets)).to_arrow()
+
+
+class PartScorer:
+    """A Ray Data actor: one ONNX Runtime session; each call scores one bucket's users."""
+
+    def __init__(
+        self,
+        model: str,
+        device: str,
+        threads: int,
+        k: int,
+        batch_size: int,
+        directory: str,
+        metadata: dict[str, str],
+        source: str,
+    ) -> None:
+        self.scorer = BatchScorer(model, device, threads)
+        self.k, self.batch_size, self.source = k, batch_size, source
+        self.directory, self.metadata = Path(directory), metadata
+
+    def __call__(self, group: pa.Table) -> dict[str, Any]:
+        frame = pl.from_arrow(group)
+        assert isinstance(frame, pl.DataFrame)
+        bucket = int(frame[BUCKET][0])
+        frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
+        vectors = build_user_vectors(frame, self.scorer.info.items, self.source)
+        record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
+        if len(vectors.users):
+            rows = score_users(self.scorer, vectors, self.batch_size, self.k)
+            record = self._write(PART_FILE.format(bucket=bucket), rows)
+        record.update(asdict(ReadCounts.of(vectors)))
+        return {name: [value] for name, value in record.items()}
+
+    def _write(self, name: str, rows: pl.DataFrame) -> dict[str, Any]:
+        path = self.directory / name
+        with atomic_path(path) as temporary:
+            sink = ParquetFileSink(temporary, self.metadata)
+            sink.write(rows)
+            written = sink.close()
+        return dict(part_record(path, written))
+
+
+_RAISED_IN_TASK = re.compile(r"aerec\.errors\.(\w+): (.+)")
+
+
+def _aerec_cause(error: BaseException) -> AerecError | None:
+    """The AerecError (bad input, NaN scores) behind a Ray task failure, if any.
+
+    Ray Data re-raises a task's exception as a UserCodeException that keeps only its
+    traceback text, so the error is found by its class name there when not as an object.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, AerecError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    found = _RAISED_IN_TASK.search(str(error))
+    kind = getattr(errors, found.group(1), None) if found else None
+    if found and isinstance(kind, type) and issubclass(kind, AerecError):
+        return kind(found.group(2).strip())
+    return None
+
+
+def start_ray(options: RayOptions) -> bool:
+    """Connect to options.address, or start a local cluster on loopback; True if this
+    call started it (and so must shut it down)."""
+    if not options.address:  # a local cluster: every Ray service on loopback only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    settings: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if options.address:
+        ray.init(address=options.address, **settings)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", **settings)
+    return True
+
+
+def score_parts_on_ray(
+    model: Path,
+    ratings: Path,
+    directory: Path,
+    parts: int,
+    run: Manifest,
+    wanted: pl.Series | None,
+    batch_size: int,
+    device: str,
+    options: RayOptions,
+    after: Finish,
+    counts: ReadCounts,
+    previous: Path | None,
+    min_rows_fraction: float,
+) -> Manifest:
+    """Score `ratings` (a Parquet file or a directory of parts) into `directory`'s parts,
+    then seal them with the manifest (the publish gates run first)."""
+    import ray
+    import ray.data
+
+    run = stamped(run)
+    started = start_ray(options)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
+        dataset = ray.data.read_parquet(str(ratings))
+        if dataset.count() > parts * RATINGS_PER_PART_WARNING:
+            log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
+        prepared = dataset.map_batches(
+            _prepare,  # type: ignore[arg-type]
+            batch_format="pyarrow",
+            fn_kwargs={
+                "parts": parts,
+                "source": str(ratings),
+                "wanted": None if wanted is None else wanted.to_list(),
+            },
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        records = (
+            prepared.groupby(BUCKET)
+            .map_groups(
+                PartScorer,
+                batch_format="pyarrow",
+                fn_constructor_kwargs={
+                    "model": str(model),
+                    "device": device,
+                    "threads": max(1, int(options.num_cpus)),
+                    "k": run["k"],
+                    "batch_size": batch_size,
+                    "directory": str(directory),
+                    "metadata": table_metadata(run),
+                    "source": str(ratings),
+                },
+                compute=ray.data.ActorPoolStrategy(size=size),
+                num_cpus=options.num_cpus,
+                num_gpus=options.num_gpus,
+            )
+            .take_all()
+        )
+    except Exception as error:
+        cause = _aerec_cause(error)
+        if cause is not None:
+            raise cause from None
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+    for stray in directory.glob(".*.tmp"):  # left by a worker killed while writing
+        stray.unlink()
+    return seal_parts(
+        directory, _written(records, counts), parts, run, after, previous, min_rows_fraction
+    )
+
+
+def _written(records: list[dict[str, Any]], counts: ReadCounts) -> Written:
+    """The parts as the manifest lists them; the read counts added to `counts`."""
+    for record in records:
+        counts.add_counts(ReadCounts(**{f.name: int(record[f.name]) for f in fields(ReadCounts)}))
+    parts = sorted((r for r in records if r["file"]), key=lambda r: str(r["file"]))
+    return Written(
+        rows=sum(int(r["rows"]) for r in parts),
+        users=sum(int(r["users"]) for r in parts),
+        parts=tuple(
+            {"file": r["file"], "rows": r["rows"], "users": r["users"], "sha256": r["sha256"]}
+            for r in parts
+        ),
+    )

@@ -1,0 +1,186 @@
+"""The Ray engine: same rows as the single-node scorer, the partitioned-table contract, a
+worker killed mid-run, and a failed run leaving the published dataset untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from conftest import shared_file
+
+from aerec.contracts import user_bucket
+from aerec.errors import InputError
+from aerec.io.digest import file_sha256
+from aerec.score import ray_engine
+from aerec.score.dataset import score_dataset
+from aerec.score.pipeline import score_all
+from aerec.score.ray_engine import PartScorer, RayOptions
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'aerec[ray]')")
+ONE_ACTOR = RayOptions(concurrency=1)  # the test cluster has 2 CPUs: one actor, one for reads
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """A local 2-CPU Ray cluster on loopback for this module's tests."""
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        # workers unpickle this module's DyingScorer: they need tests/ on their path
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}},
+    )
+    yield
+    ray.shutdown()
+
+
+def as_parquet(ratings: Path, out: Path, pieces: int = 1) -> Path:
+    """The ratings as canonical Parquet: one file, or a directory of `pieces` parts."""
+    frame = pl.read_csv(ratings).rename({"userId": "user_id", "movieId": "item_id"})
+    if pieces == 1:
+        frame.write_parquet(out)
+        return out
+    out.mkdir()
+    for number, piece in enumerate(
+        frame.sample(fraction=1.0, seed=3, shuffle=True).iter_slices(-(-frame.height // pieces))
+    ):
+        piece.write_parquet(out / f"ratings-{number}.parquet")
+    return out
+
+
+def assert_same_rows(single: Path, parts: Path) -> None:
+    """The same users, ranks and items; scores within 1e-5."""
+    want = pl.read_parquet(single)
+    got = pl.read_parquet(parts / "*.parquet").sort("user_id", "rank")
+    assert got.select("user_id", "rank", "item_id").equals(
+        want.select("user_id", "rank", "item_id")
+    )
+    assert np.abs(got["score"].to_numpy() - want["score"].to_numpy()).max() <= 1e-5
+
+
+def assert_partitioned_contract(directory: Path, manifest: dict[str, Any]) -> None:
+    """Each listed part exists with its sha256, holds only its bucket's users sorted by
+    user and rank, and every user is in exactly one part; DuckDB and Polars read it."""
+    parts = manifest["partitioning"]["parts"]
+    users: list[int] = []
+    for record in manifest["parts"]:
+        path = directory / record["file"]
+        assert file_sha256(path) == record["sha256"]
+        frame = pl.read_parquet(path)
+        assert frame.equals(frame.sort("user_id", "rank")) and frame.height == record["rows"]
+        bucket = int(record["file"].removeprefix("part-").removesuffix(".parquet"))
+        assert set(user_bucket(frame["user_id"].to_numpy(), parts)) == {bucket}
+        users += frame["user_id"].unique().to_list()
+    assert len(users) == len(set(users)) == manifest["users"]
+    glob = str(directory / "*.parquet")
+    count = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()
+    assert count == (manifest["rows"],)
+    assert pl.scan_parquet(glob).select(pl.len()).collect().item() == manifest["rows"]
+
+
+def test_ray_equals_single_node_on_synthetic_data(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    single = tmp_path / "single.parquet"
+    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings", pieces=3)
+    out = tmp_path / "ray"
+    manifest = score_all(
+        tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
+    )
+    assert_same_rows(single, out)
+    assert_partitioned_contract(out, dict(manifest))
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert (out / "_SUCCESS").exists()
+    local = tmp_path / "local"
+    local_manifest = score_all(tiny_model, tiny_data[0], local, device="cpu", parts=4)
+    assert [p["file"] for p in local_manifest["parts"]] == [p["file"] for p in manifest["parts"]]
+    assert_same_rows(single, local)
+
+
+def test_ray_equals_single_node_on_ml100k(cluster: None, tmp_path: Path) -> None:
+    from aerec.export.onnx_export import export_onnx
+    from aerec.train.pipeline import train_model
+
+    data = shared_file("ml-100k/u.data")
+    train_model(
+        data,
+        tmp_path / "ckpt",
+        split="files:u1.base,u1.test",
+        epochs=3,
+        device="cpu",
+        baselines=False,
+    )
+    model = tmp_path / "m.onnx"
+    export_onnx(tmp_path / "ckpt", model, k=10)
+    single = tmp_path / "single.parquet"
+    score_all(model, data, single, device="cpu")
+    ratings = tmp_path / "u.parquet"
+    pl.read_csv(
+        data,
+        separator="\t",
+        has_header=False,
+        new_columns=["user_id", "item_id", "rating", "timestamp"],
+    ).write_parquet(ratings)
+    out = tmp_path / "ray"
+    manifest = score_all(model, ratings, out, device="cpu", parts=8, engine="ray", ray=ONE_ACTOR)
+    assert manifest["users"] == 943
+    assert_same_rows(single, out)
+
+
+class DyingScorer(PartScorer):
+    """Dies like a killed worker (no clean-up) the first time it meets bucket 2, once."""
+
+    def __call__(self, group: Any) -> dict[str, Any]:
+        marker = Path(self.directory) / ".." / "died-once"
+        if int(group[ray_engine.BUCKET][0].as_py()) == 2 and not marker.exists():
+            marker.write_text("")
+            os._exit(1)
+        return super().__call__(group)
+
+
+def test_a_worker_killed_mid_run_still_yields_the_exact_table(
+    cluster: None,
+    tiny_model: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    single = tmp_path / "single.parquet"
+    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
+    monkeypatch.setattr(ray_engine, "PartScorer", DyingScorer)
+    out = tmp_path / "ray"
+    manifest = score_all(
+        tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
+    )
+    assert (tmp_path / "died-once").exists()  # the worker did die, and Ray retried its task
+    assert_same_rows(single, out)
+    assert_partitioned_contract(out, dict(manifest))
+    assert not list(out.glob(".*"))
+
+
+def test_a_failed_ray_run_leaves_the_published_dataset(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
+    out = tmp_path / "published"
+    first = score_dataset(tiny_model, ratings, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = tmp_path / "bad.parquet"
+    pl.read_parquet(ratings).with_columns(pl.lit(11.0).alias("rating")).write_parquet(bad)
+    with pytest.raises(InputError, match=r"bad\.parquet: rating 11 outside the scale"):
+        score_dataset(tiny_model, bad, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert os.readlink(out / "current") == f"runs/{first['run']}"
+    assert_partitioned_contract(out / "current", dict(first))
