@@ -168,6 +168,12 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 @max_unknown_option
 @min_rows_option
 @engine_options
+@click.option(
+    "--incremental",
+    is_flag=True,
+    help="Rescore only users whose ratings changed since the published run, when the "
+    "model is the same (a partitioned table; local engine).",
+)
 def nightly(
     model: str,
     ratings: str,
@@ -184,6 +190,7 @@ def nightly(
     ray_concurrency: int | None,
     ray_num_cpus: float,
     ray_num_gpus: float,
+    incremental: bool,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
     from aerec.jobs.nightly import nightly as run_nightly
@@ -202,6 +209,7 @@ def nightly(
         parts=parts,
         engine=engine,
         ray=ray,
+        incremental=incremental,
     )
 
 

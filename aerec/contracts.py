@@ -99,14 +99,21 @@ DEFAULT_PARTS = 16
 MAX_PARTS = 100_000
 
 
-def user_bucket(user_ids: np.ndarray, parts: int) -> np.ndarray:
-    """Each user's part: splitmix64(user_id) mod parts (stable across runs and engines)."""
-    x = np.asarray(user_ids, dtype=np.int64).view(np.uint64)
+USERS_DIR = "_users"  # a partitioned run's per-user fingerprints, by part (incremental runs)
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function of each 64-bit value (wrapping arithmetic)."""
+    x = np.asarray(values).astype(np.int64, copy=False).view(np.uint64)
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    x = x ^ (x >> np.uint64(31))
-    return (x % np.uint64(parts)).astype(np.int64)
+    return np.asarray(x ^ (x >> np.uint64(31)))
+
+
+def user_bucket(user_ids: np.ndarray, parts: int) -> np.ndarray:
+    """Each user's part: splitmix64(user_id) mod parts (stable across runs and engines)."""
+    return (mix64(user_ids) % np.uint64(parts)).astype(np.int64)
 
 
 def partitioning(parts: int) -> Partitioning:
@@ -158,6 +165,11 @@ class Partitioning(TypedDict):
     parts: int
 
 
+class IncrementalRecord(TypedDict):
+    from_run: str  # the run whose parts were reused
+    rescored_users: int  # users new or changed since it, scored again
+
+
 class Manifest(TypedDict, total=False):
     """manifest.json beside a published table (README "manifest.json")."""
 
@@ -176,6 +188,7 @@ class Manifest(TypedDict, total=False):
     users_skipped: int
     unknown_item_ratings: int
     run: str  # set by `aerec nightly`: the run directory (DIR/runs/<run>) of the table
+    incremental: IncrementalRecord  # an incremental run only
 
 
 class SideStats(TypedDict):

@@ -7,6 +7,7 @@ the manifest never re-reads what was written.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,11 +41,15 @@ class ParquetFileSink:
     row group as rows arrive: memory holds at most one row group."""
 
     def __init__(
-        self, path: str | Path, metadata: dict[str, str], row_group_rows: int = ROW_GROUP_ROWS
+        self,
+        path: str | Path,
+        metadata: dict[str, str],
+        row_group_rows: int = ROW_GROUP_ROWS,
+        schema: Mapping[str, pl.DataType] = RECS_SCHEMA,
     ) -> None:
         self.path = Path(path)
         self.row_group_rows = row_group_rows
-        self._schema = pl.DataFrame(schema=RECS_SCHEMA).to_arrow().schema.with_metadata(metadata)
+        self._schema = pl.DataFrame(schema=schema).to_arrow().schema.with_metadata(metadata)
         self._writer = pq.ParquetWriter(self.path, self._schema, compression="zstd")
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
@@ -79,13 +84,18 @@ class PartitionedSink:
     """
 
     def __init__(
-        self, directory: str | Path, parts: int, metadata: dict[str, str], row_group_rows: int = 0
+        self,
+        directory: str | Path,
+        parts: int,
+        metadata: dict[str, str],
+        schema: Mapping[str, pl.DataType] = RECS_SCHEMA,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.parts = parts
         self.metadata = metadata
-        self.row_group_rows = row_group_rows or max(50_000, ROW_GROUP_ROWS // parts)
+        self.schema = schema
+        self.row_group_rows = max(50_000, ROW_GROUP_ROWS // parts)
         self._sinks: dict[int, ParquetFileSink] = {}
 
     def write(self, rows: pl.DataFrame) -> None:
@@ -94,7 +104,9 @@ class PartitionedSink:
             number = int(bucket)
             if number not in self._sinks:
                 path = self.directory / PART_FILE.format(bucket=number)
-                self._sinks[number] = ParquetFileSink(path, self.metadata, self.row_group_rows)
+                self._sinks[number] = ParquetFileSink(
+                    path, self.metadata, self.row_group_rows, self.schema
+                )
             self._sinks[number].write(part.drop("_part"))
 
     def abort(self) -> None:

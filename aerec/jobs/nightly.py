@@ -22,6 +22,7 @@ def nightly(
     parts: int | None = None,
     engine: str = "local",
     ray: RayOptions | None = None,
+    incremental: bool = False,
 ) -> Manifest:
     """One locked run into `out_dir` with the model `model` resolves to now (a retrain may
     switch MODEL_DIR/current while the run goes on); returns the published manifest."""
@@ -38,4 +39,5 @@ def nightly(
         parts=parts,
         engine=engine,
         ray=ray,
+        incremental=incremental,
     )

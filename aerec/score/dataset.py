@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aerec.contracts import (
     CURRENT_LINK,
+    DEFAULT_PARTS,
     LOCK_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
@@ -29,7 +30,7 @@ from aerec.contracts import (
 )
 from aerec.errors import InputError
 from aerec.io.lock import run_lock
-from aerec.io.pointer import link_through, switch
+from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.score.pipeline import score_all
 from aerec.score.publish import read_manifest
@@ -54,6 +55,16 @@ def publish_run(run_dir: Path, out_dir: Path) -> Manifest:
     return read_manifest(run_dir)
 
 
+def _published_parts(run: Path | None) -> int | None:
+    """How many parts the published run has (None: not partitioned, or no run)."""
+    if run is None:
+        return None
+    try:
+        return int(read_manifest(run)["partitioning"]["parts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def score_dataset(
     model: str | Path,
     ratings: str | Path,
@@ -68,15 +79,23 @@ def score_dataset(
     engine: str = "local",
     ray: RayOptions | None = None,
     users: str | Path | None = None,
+    incremental: bool = False,
 ) -> Manifest:
     """One locked run into `out_dir`; returns the published manifest. The publish gates of
     score_all compare with the table published there. With `parts` (or the Ray engine)
-    the run's table is partitioned: DIR/current/part-*.parquet."""
+    the run's table is partitioned: DIR/current/part-*.parquet. `incremental` reuses the
+    published run's parts for users whose ratings did not change, when the model did not
+    (aerec.score.incremental; local engine, partitioned)."""
     if keep < 1:
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if incremental and engine == "ray":
+        raise InputError("--incremental runs on the local engine only")
     with run_lock(out_dir / LOCK_FILE):
+        reuse = resolve(out_dir / CURRENT_LINK) if incremental else None
+        if incremental:
+            parts = parts or _published_parts(reuse) or DEFAULT_PARTS
         started = time.perf_counter()
         stamp = run_stamp()
         run_dir = out_dir / RUNS_DIR / stamp
@@ -98,6 +117,7 @@ def score_dataset(
                 engine=engine,
                 ray=ray,
                 users=users,
+                incremental_from=reuse,
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from aerec.contracts import (
@@ -16,6 +17,8 @@ from aerec.contracts import (
     ENGINES,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
+    USERS_DIR,
+    IncrementalRecord,
     InputRecord,
     Manifest,
     Progress,
@@ -24,8 +27,25 @@ from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
 from aerec.io.digest import input_sha256
 from aerec.io.outputs import check_output_dir, check_output_file
+from aerec.io.sinks import PartitionedSink, Written
+from aerec.score.incremental import (
+    FINGERPRINT_SCHEMA,
+    FRESH_DIR,
+    PreviousRun,
+    fingerprint_rows,
+    merge_parts,
+    previous_run,
+    subset,
+)
 from aerec.score.overlap import in_background
-from aerec.score.publish import Finish, publish_parts, publish_recs
+from aerec.score.publish import (
+    Finish,
+    publish_recs,
+    seal_parts,
+    stamped,
+    table_metadata,
+    write_parts,
+)
 from aerec.score.ray_engine import RayOptions
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
@@ -84,6 +104,7 @@ def score_all(
     device: str = "auto",
     users: str | Path | None = None,
     progress: Progress | None = None,
+    incremental_from: str | Path | None = None,
     overlap: bool = True,
     chunk_rows: int = CHUNK_ROWS,
     max_unknown: float = MAX_UNKNOWN_SHARE,
@@ -110,6 +131,8 @@ def score_all(
     With `parts`, `out` is a new directory that receives a partitioned table (part files
     by user bucket, then manifest.json and _SUCCESS); `engine` "ray" scores it on a Ray
     cluster (`ray` options), reading Parquet ratings (a file or a directory of parts).
+    `incremental_from` (a previous partitioned run of the local engine) lets an unchanged
+    model rescore only the users whose ratings changed (aerec.score.incremental).
     """
     started = time.perf_counter()
     if engine not in ENGINES:
@@ -175,11 +198,18 @@ def score_all(
             chunks = in_background(chunks)
         if progress is not None:
             chunks = progress(chunks, "scoring chunks", None)
-        rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
         finish = finisher(counts)
         if parts is None:
+            rows = (score_users(scorer, vectors, batch_size, k) for vectors in chunks)
             return publish_recs(rows, out, run, finish, previous, min_rows_fraction), counts
-        return publish_parts(rows, out, parts, run, finish, previous, min_rows_fraction), counts
+        reuse = None
+        if incremental_from is not None:
+            reuse = previous_run(Path(incremental_from), info.version, k, parts)
+        table = PartitionedRun(scorer, Path(out), parts, stamped(run), batch_size, k, reuse)
+        written = table.write(chunks)
+        return seal_parts(
+            Path(out), written, parts, table.run, finish, previous, min_rows_fraction
+        ), counts
 
     try:
         if engine == "ray":
@@ -201,6 +231,56 @@ def score_all(
         scorer.provider,
     )
     return manifest
+
+
+class PartitionedRun:
+    """The local engine's partitioned table: parts by user bucket plus each user's
+    fingerprint in _users/; with a reusable previous run, only new or changed users are
+    scored and the parts are merged with the previous run's."""
+
+    def __init__(
+        self,
+        scorer: BatchScorer,
+        out: Path,
+        parts: int,
+        run: Manifest,
+        batch_size: int,
+        k: int,
+        reuse: PreviousRun | None,
+    ) -> None:
+        self.scorer, self.out, self.parts, self.run = scorer, out, parts, run
+        self.batch_size, self.k, self.reuse = batch_size, k, reuse
+        self.metadata = table_metadata(run)
+        self.prints = PartitionedSink(out / USERS_DIR, parts, {}, FINGERPRINT_SCHEMA)
+        self.rescored: list[np.ndarray] = []
+
+    def _rows(self, chunks: Iterable[UserVectors]) -> Iterator[pl.DataFrame]:
+        for vectors in chunks:
+            prints = fingerprint_rows(vectors)
+            self.prints.write(prints)
+            if self.reuse is not None:
+                changed = self.reuse.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
+                self.rescored.append(vectors.users.ids[changed])
+                vectors = subset(vectors, changed)
+            yield score_users(self.scorer, vectors, self.batch_size, self.k)
+
+    def write(self, chunks: Iterable[UserVectors]) -> Written:
+        fresh = self.out / FRESH_DIR if self.reuse is not None else self.out
+        try:
+            written = write_parts(self._rows(chunks), fresh, self.parts, self.metadata)
+            self.prints.close()
+        except BaseException:
+            self.prints.abort()
+            raise
+        if self.reuse is None:
+            return written
+        rescored = np.sort(np.concatenate([np.empty(0, np.int64), *self.rescored]))
+        self.run["incremental"] = IncrementalRecord(
+            from_run=self.reuse.manifest.get("run", self.reuse.directory.name),
+            rescored_users=len(rescored),
+        )
+        log.info("incremental run: %d users rescored, the rest reused", len(rescored))
+        return merge_parts(self.out, self.reuse, rescored, self.parts, self.metadata)
 
 
 def _check_ray_input(ratings: Path) -> None:

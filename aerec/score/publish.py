@@ -1,7 +1,7 @@
 """Publishing a recommendations table with its manifest.json and _SUCCESS marker.
 
 A table is one Parquet file (`publish_recs`) or a directory of parts by user bucket
-(`publish_parts`, or `seal_parts` when a distributed engine wrote the parts). Either way
+(`write_parts`, or a distributed engine's workers, then `seal_parts`). Either way
 the publish gates run before anything is replaced, and the manifest records every file's
 sha256.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import polars as pl
 from aerec.contracts import (
     MANIFEST_FILE,
     RECS_META,
+    RECS_SCHEMA,
     SCHEMA_VERSION,
     SUCCESS_FILE,
     Manifest,
@@ -120,28 +121,23 @@ def publish_recs(
     return manifest
 
 
-def publish_parts(
+def write_parts(
     batches: Iterable[pl.DataFrame],
-    directory: str | Path,
+    directory: Path,
     parts: int,
-    run: Manifest,
-    after: Finish | None = None,
-    previous: Path | None = None,
-    min_rows_fraction: float = 0.0,
-) -> Manifest:
-    """Write the batches' rows as a partitioned table into `directory` (a new run
-    directory that nobody reads yet), then its manifest and _SUCCESS."""
-    directory = Path(directory)
-    run = stamped(run)
-    sink = PartitionedSink(directory, parts, table_metadata(run))
+    metadata: dict[str, str],
+    schema: Mapping[str, pl.DataType] = RECS_SCHEMA,
+) -> Written:
+    """The batches' rows as part files by user bucket in `directory` (a new run directory
+    that nobody reads yet); on failure the parts written so far are removed."""
+    sink = PartitionedSink(directory, parts, metadata, schema)
     try:
         for rows in batches:
             sink.write(rows)
-        written = sink.close()
+        return sink.close()
     except BaseException:
         sink.abort()
         raise
-    return seal_parts(directory, written, parts, run, after, previous, min_rows_fraction)
 
 
 def seal_parts(

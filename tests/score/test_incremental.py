@@ -1,0 +1,107 @@
+"""Incremental nightly runs: only changed users are rescored, and the table equals a full
+run's; a model change forces a full run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aerec.data.csr import CsrMatrix
+from aerec.data.idmap import IdMap
+from aerec.jobs.nightly import nightly
+from aerec.score.incremental import fingerprints
+from aerec.score.vectors import UserVectors
+
+
+def vectors(rows: list[list[tuple[int, float]]]) -> UserVectors:
+    """One user per list of (item column, rating)."""
+    users = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    columns = np.array([c for r in rows for c, _ in r])
+    ratings = np.array([v for r in rows for _, v in r], dtype=np.float32)
+    matrix = CsrMatrix.from_indices(users, columns, ratings, len(rows), 10)
+    return UserVectors(IdMap(np.arange(len(rows)) + 1), matrix, 0, 0)
+
+
+def test_fingerprints_see_the_ratings_not_their_order() -> None:
+    prints = fingerprints(
+        vectors([[(1, 4.0), (3, 2.5)], [(3, 2.5), (1, 4.0)], [(1, 4.0), (3, 3.0)], [(1, 4.0)]])
+    )
+    assert prints[0] == prints[1]  # the same ratings given in another order
+    assert len({int(p) for p in prints[1:]}) == 3  # another rating, one rating fewer
+
+
+def changed_ratings(ratings: Path, out: Path) -> tuple[Path, set[int]]:
+    """The ratings with one new rating for 2 users (of 120), one user gone and a new user."""
+    frame = pl.read_csv(ratings)
+    users = sorted(frame["userId"].unique().to_list())
+    gone, touched = users[0], users[5:7]
+    extra = []
+    for user in touched:
+        rated = set(frame.filter(pl.col("userId") == user)["movieId"].to_list())
+        item = next(i for i in sorted(frame["movieId"].unique().to_list()) if i not in rated)
+        extra.append({"userId": user, "movieId": item, "rating": 5.0, "timestamp": 2**31})
+    newcomer = max(users) + 1
+    for item in frame["movieId"].unique().sort().head(5).to_list():
+        extra.append({"userId": newcomer, "movieId": item, "rating": 4.0, "timestamp": 2**31})
+    changed = pl.concat(
+        [frame.filter(pl.col("userId") != gone), pl.DataFrame(extra, schema=frame.schema)]
+    )
+    changed.sort("userId", "movieId").write_csv(out)
+    return out, {*touched, newcomer}
+
+
+def table(directory: Path) -> pl.DataFrame:
+    return pl.read_parquet(directory / "current" / "*.parquet").sort("user_id", "rank")
+
+
+def assert_equal_tables(got: pl.DataFrame, want: pl.DataFrame) -> None:
+    assert got.select("user_id", "rank", "item_id").equals(
+        want.select("user_id", "rank", "item_id")
+    )
+    assert np.abs(got["score"].to_numpy() - want["score"].to_numpy()).max() <= 1e-5
+
+
+def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "recs"
+    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    assert "incremental" not in first  # nothing published before: a full run
+    ratings, changed = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
+    second = nightly(tiny_model, ratings, out, device="cpu", incremental=True)
+    assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
+    assert second["partitioning"]["parts"] == 4  # taken from the published run
+    full = tmp_path / "full"
+    nightly(tiny_model, ratings, full, device="cpu", parts=4)
+    assert_equal_tables(table(out), table(full))
+    manifest = json.loads((out / "current" / "manifest.json").read_text())
+    assert [p["file"] for p in manifest["parts"]] == [
+        p["file"] for p in json.loads((full / "current" / "manifest.json").read_text())["parts"]
+    ]
+    assert not (out / "current" / ".fresh").exists()
+
+
+def test_a_model_change_forces_a_full_run(
+    tiny_model: Path,
+    tiny_checkpoint: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aerec.export.onnx_export import export_onnx
+
+    other = tmp_path / "other.onnx"
+    export_onnx(tiny_checkpoint, other, k=4)  # the same network, another k: another model
+    out = tmp_path / "recs"
+    nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    with caplog.at_level("INFO"):
+        second = nightly(other, tiny_data[0], out, device="cpu", incremental=True)
+    assert "incremental" not in second
+    assert "full run: the model changed, k changed" in caplog.text
+    full = tmp_path / "full"
+    nightly(other, tiny_data[0], full, device="cpu", parts=4)
+    assert_equal_tables(table(out), table(full))
