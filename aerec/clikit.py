@@ -87,7 +87,8 @@ _ENGINE_OPTIONS = (
     click.option(
         "--parts",
         type=click.IntRange(1, MAX_PARTS),
-        help=f"Write a partitioned table of N parts by user (ray: default {DEFAULT_PARTS}).",
+        help=f"Write a partitioned table of N parts by user (default {DEFAULT_PARTS}; ray: "
+        "one part per million ratings, at least that).",
     ),
     click.option("--ray-address", help="An existing Ray cluster (default: start a local one)."),
     click.option(

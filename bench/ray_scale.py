@@ -1,19 +1,21 @@
 """Scale-out on a local Ray cluster against the single-node scorer, on the same data.
 
     .venv/bin/python bench/ray_scale.py [--users 2000000] [--items 20000] [--per-user 10]
-        [--parts 16] [--cpus 2]
+        [--ratings-per-part 250000] [--cpus 2] [--actors 2]
 
 Synthetic ratings (popularity-skewed items, `--per-user` each) are written twice: as a
 directory of 8 Parquet files in random user order (what the Ray engine reads, as a
 cluster would) and as one user-sorted Parquet file (what the local engine streams). An
 untrained default-shaped model over the items scores them (timing does not depend on the
 weights). Each run is a fresh child process, end to end (read, score, write the parts,
-manifest): the local engine with --parts, and the Ray engine on a local cluster of
+manifest), both writing one part per `--ratings-per-part` ratings (so a part, and a Ray
+task, holds as much at every size): the local engine, and the Ray engine on a cluster of
 `--cpus` CPUs with `--actors` scoring actors sharing all CPUs but one (kept for reading
-and grouping). Reported: seconds, users/s, the
-driver's peak RSS, and for Ray each scoring worker's peak RSS (VmHWM, sampled from /proc
-while it runs), at 1/5 of the users and at all of them: per-worker memory must not grow
-with the users. From the measured per-actor rate, a paper estimate of 100M users.
+and grouping). Reported: seconds, users/s, the driver's peak RSS, and for Ray each scoring
+worker's largest private memory (RssAnon) and mapped object-store memory (RssShmem),
+sampled from /proc while it runs, at 1/5 of the users and at all of them: a worker's own
+memory must not grow with the users. From the measured per-actor rate, a paper estimate
+for 100M users.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -76,20 +77,24 @@ def untrained_model(items: int, folder: Path) -> Path:
     return model
 
 
-def worker_peaks(stop: threading.Event, peaks: dict[int, float]) -> None:
-    """Record each Ray scoring worker's peak RSS (GB) until `stop`."""
+def worker_peaks(stop: threading.Event, peaks: dict[str, dict[int, float]]) -> None:
+    """Record each Ray scoring worker's largest private memory (RssAnon: its own heap)
+    and shared memory (RssShmem: Ray's object store pages it has mapped), in GB, sampled
+    every half second until `stop`."""
     while not stop.wait(0.5):
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
                 text = status.read_text()
             except OSError:
                 continue
-            if "Name:\tray::MapWorker" not in text and "MapWorker" not in _cmdline(status):
+            if "MapWorker" not in _cmdline(status):
                 continue
+            pid = int(status.parent.name)
             for line in text.splitlines():
-                if line.startswith("VmHWM:"):
-                    pid = int(status.parent.name)
-                    peaks[pid] = max(peaks.get(pid, 0.0), int(line.split()[1]) / 1024**2)
+                for kind in ("RssAnon", "RssShmem"):
+                    if line.startswith(f"{kind}:"):
+                        value = int(line.split()[1]) / 1024**2
+                        peaks[kind][pid] = max(peaks[kind].get(pid, 0.0), value)
 
 
 def _cmdline(status: Path) -> str:
@@ -97,6 +102,14 @@ def _cmdline(status: Path) -> str:
         return (status.parent / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def peak_rss_gb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
 
 
 def child(
@@ -107,7 +120,7 @@ def child(
     from aerec.score.ray_engine import RayOptions
 
     options = None
-    peaks: dict[int, float] = {}
+    peaks: dict[str, dict[int, float]] = {"RssAnon": {}, "RssShmem": {}}
     stop = threading.Event()
     sampler = threading.Thread(target=worker_peaks, args=(stop, peaks), daemon=True)
     if engine == "ray":
@@ -127,8 +140,10 @@ def child(
         "users": manifest["users"],
         "rows": manifest["rows"],
         "users_per_s": manifest["users"] / seconds,
-        "driver_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
-        "worker_peak_rss_gb": sorted(peaks.values()),
+        "driver_peak_rss_gb": peak_rss_gb(),
+        "parts": len(manifest["parts"]),
+        "worker_peak_private_gb": sorted(peaks["RssAnon"].values()),
+        "worker_peak_shared_gb": sorted(peaks["RssShmem"].values()),
     }
 
 
@@ -152,7 +167,7 @@ def in_child(*args: str) -> dict:
 
 def point(users: int, args: argparse.Namespace, model: Path) -> dict[str, Any]:
     parts_dir, single = write_ratings(users, args.items, args.per_user, OUT / f"data-{users}")
-    runs = {}
+    runs: dict[str, Any] = {"parts": -(-users * args.per_user // args.ratings_per_part)}
     for engine, ratings in (("local", single), ("ray", parts_dir)):
         out = OUT / f"out-{users}-{engine}"
         subprocess.run(["rm", "-rf", str(out)], check=True)
@@ -161,7 +176,7 @@ def point(users: int, args: argparse.Namespace, model: Path) -> dict[str, Any]:
             str(model),
             str(ratings),
             str(out),
-            str(args.parts),
+            str(runs["parts"]),
             str(args.cpus),
             str(args.actors),
         )
@@ -174,7 +189,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2_000_000)
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--per-user", type=int, default=10)
-    parser.add_argument("--parts", type=int, default=16)
+    parser.add_argument("--ratings-per-part", type=int, default=250_000)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--child", nargs="*")
@@ -187,15 +202,15 @@ def main() -> None:
     model = untrained_model(args.items, OUT)
     small, large = (point(users, args, model) for users in (args.users // 5, args.users))
     per_actor = large["ray"]["users_per_s"] / args.actors
-    small_peak = max(small["ray"]["worker_peak_rss_gb"], default=0.0)
-    large_peak = max(large["ray"]["worker_peak_rss_gb"], default=0.0)
+    small_peak = max(small["ray"]["worker_peak_private_gb"], default=0.0)
+    large_peak = max(large["ray"]["worker_peak_private_gb"], default=0.0)
     report = {
         "shape": {"users": args.users, "items": args.items, "per_user": args.per_user},
-        "parts": args.parts,
+        "ratings_per_part": args.ratings_per_part,
         "cpus": args.cpus,
         "small": small,
         "large": large,
-        "worker_peak_rss_ratio_large_to_small": large_peak / small_peak if small_peak else None,
+        "worker_private_peak_ratio_large_to_small": large_peak / small_peak if small_peak else None,
         "ray_users_per_s_per_actor": per_actor,
         "estimate_100m_users_hours_on_n_actors": {
             n: 100_000_000 / (per_actor * n) / 3600 for n in (1, 16, 64, 256)

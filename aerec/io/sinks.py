@@ -95,7 +95,7 @@ class PartitionedSink:
         self.parts = parts
         self.metadata = metadata
         self.schema = schema
-        self.row_group_rows = max(50_000, ROW_GROUP_ROWS // parts)
+        self.row_group_rows = max(10_000, ROW_GROUP_ROWS // parts)  # ~ROW_GROUP_ROWS pending
         self._sinks: dict[int, ParquetFileSink] = {}
 
     def write(self, rows: pl.DataFrame) -> None:

@@ -73,10 +73,11 @@ def topk_rows(
 def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.DataFrame:
     """Score one batch of users and return their top-k rows."""
     scores, items = scorer(batch)
-    broken = np.isnan(scores).any(axis=1)
+    # -inf marks rated items (masked in the graph); NaN or +inf means a broken model
+    broken = (np.isnan(scores) | np.isposinf(scores)).any(axis=1)
     if broken.any():
         raise InputError(
-            f"the model scored NaN for {int(broken.sum())} users of a batch (first: user "
-            f"{int(batch.user_ids[broken][0])}); nothing published"
+            f"the model scored NaN or +inf for {int(broken.sum())} users of a batch (first: "
+            f"user {int(batch.user_ids[broken][0])}); nothing published"
         )
     return topk_rows(batch.user_ids, scores, items, k)

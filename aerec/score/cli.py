@@ -82,7 +82,7 @@ def command(
             users=users_file,
             max_unknown=max_unknown,
             min_rows_fraction=min_rows_fraction,
-            parts=parts or DEFAULT_PARTS,
+            parts=parts or (None if ray else DEFAULT_PARTS),
             engine=engine,
             ray=ray,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -13,7 +12,6 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import (
-    DEFAULT_PARTS,
     ENGINES,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
@@ -37,6 +35,7 @@ from aerec.score.incremental import (
     previous_run,
     subset,
 )
+from aerec.score.memory import keep_large_buffers_out_of_the_heap
 from aerec.score.overlap import in_background
 from aerec.score.publish import (
     Finish,
@@ -51,8 +50,6 @@ from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
 
 log = logging.getLogger(__name__)
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 def read_user_ids(path: str | Path) -> pl.Series:
@@ -78,21 +75,6 @@ def read_user_ids(path: str | Path) -> pl.Series:
 def _is_id(text: str) -> bool:
     """A whole number that fits int64."""
     return text.lstrip("-").isdigit() and -(2**63) <= int(text) < 2**63
-
-
-def keep_large_buffers_out_of_the_heap() -> None:
-    """Fix glibc's mmap threshold at its default (128 KiB).
-
-    glibc raises the threshold each time a large block is freed, after which the chunk- and
-    batch-sized buffers this loop frees and reallocates come from its heap arenas, which
-    fragment: peak RSS then grew with the number of users scored. Elsewhere than glibc this
-    does nothing.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
 def score_all(
@@ -138,9 +120,8 @@ def score_all(
     if engine not in ENGINES:
         raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "ray":
-        parts = parts or DEFAULT_PARTS
         _check_ray_input(Path(ratings))
-    if parts is None:
+    if parts is None and engine == "local":
         check_output_file(out)
     else:
         check_output_dir(out, (), (), "new (empty) output")
@@ -171,7 +152,6 @@ def score_all(
         from aerec.score.ray_engine import score_parts_on_ray
 
         counts = ReadCounts()
-        assert parts is not None
         manifest = score_parts_on_ray(
             Path(model),
             Path(ratings),

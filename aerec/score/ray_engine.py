@@ -22,11 +22,12 @@ import polars as pl
 import pyarrow as pa
 
 from aerec import errors
-from aerec.contracts import PART_FILE, Manifest, user_bucket
+from aerec.contracts import DEFAULT_PARTS, PART_FILE, Manifest, user_bucket
 from aerec.data.readers import canonical_block
 from aerec.errors import AerecError
 from aerec.io.atomic import atomic_path
 from aerec.io.sinks import ParquetFileSink, Written, part_record
+from aerec.score.memory import keep_large_buffers_out_of_the_heap
 from aerec.score.publish import Finish, seal_parts, stamped, table_metadata
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, build_user_vectors
@@ -34,6 +35,7 @@ from aerec.score.vectors import ReadCounts, build_user_vectors
 log = logging.getLogger(__name__)
 
 BUCKET = "_aerec_part"
+RATINGS_PER_PART = 1_000_000  # default --parts: at least this many ratings per part
 RATINGS_PER_PART_WARNING = 4_000_000  # a bucket is scored in one task: keep it in memory
 
 
@@ -71,6 +73,7 @@ class PartScorer:
         metadata: dict[str, str],
         source: str,
     ) -> None:
+        keep_large_buffers_out_of_the_heap()
         self.scorer = BatchScorer(model, device, threads)
         self.k, self.batch_size, self.source = k, batch_size, source
         self.directory, self.metadata = Path(directory), metadata
@@ -144,7 +147,7 @@ def score_parts_on_ray(
     model: Path,
     ratings: Path,
     directory: Path,
-    parts: int,
+    parts: int | None,
     run: Manifest,
     wanted: pl.Series | None,
     batch_size: int,
@@ -156,7 +159,9 @@ def score_parts_on_ray(
     min_rows_fraction: float,
 ) -> Manifest:
     """Score `ratings` (a Parquet file or a directory of parts) into `directory`'s parts,
-    then seal them with the manifest (the publish gates run first)."""
+    then seal them with the manifest (the publish gates run first). `parts` None: one part
+    per RATINGS_PER_PART ratings, at least DEFAULT_PARTS, so a task's memory stays the same
+    however many users there are."""
     import ray
     import ray.data
 
@@ -168,7 +173,10 @@ def score_parts_on_ray(
         cpus = int(ray.cluster_resources().get("CPU", 1))
         size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
         dataset = ray.data.read_parquet(str(ratings))
-        if dataset.count() > parts * RATINGS_PER_PART_WARNING:
+        count = dataset.count()  # from the Parquet footers
+        parts = parts or max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
+        log.info("%d ratings in %d parts", count, parts)
+        if count > parts * RATINGS_PER_PART_WARNING:
             log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
         prepared = dataset.map_batches(
             _prepare,  # type: ignore[arg-type]

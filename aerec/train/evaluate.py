@@ -22,7 +22,13 @@ from aerec.train.baselines import (
     item_knn_block,
     popularity_block,
 )
-from aerec.train.metrics import ScoreBlock, evaluate_ranking, rating_metrics, top_k
+from aerec.train.metrics import (
+    ScoreBlock,
+    evaluate_ranking,
+    positive_threshold,
+    rating_metrics,
+    top_k,
+)
 from aerec.train.predict import model_scores
 from aerec.train.recommender import Recommender
 
@@ -47,14 +53,43 @@ class EvalData:
     cold_rows: np.ndarray
     cold_cols: np.ndarray
     cold_ratings: np.ndarray
+    catalogue: int  # distinct items in the whole ratings file (train, test and cold)
+    scale: tuple[float, float]  # the data set's lowest and highest rating
+
+    @property
+    def threshold(self) -> float:
+        """The rating from which a held-out rating is a positive."""
+        return positive_threshold(self.scale[1])
+
+    @property
+    def unseen_positives(self) -> np.ndarray:
+        """Per train user: held-out positives of items absent from train (always misses)."""
+        unseen = (
+            (self.cold_rows >= 0) & (self.cold_cols < 0) & (self.cold_ratings >= self.threshold)
+        )
+        return np.bincount(self.cold_rows[unseen], minlength=self.train.n_rows)
+
+    def ranking(self, block: ScoreBlock, k: int) -> dict[str, float]:
+        """The ranking metrics of a score block on the test side, by the full protocol."""
+        return evaluate_ranking(
+            block,
+            self.train,
+            self.test,
+            k,
+            unseen_positives=self.unseen_positives,
+            catalogue=self.catalogue,
+            threshold=self.threshold,
+        )
 
 
 def rating_block(data: EvalData, predicted: np.ndarray, biases: Biases) -> MetricValues:
     """RMSE/MAE on the kept test ratings, and RMSE over all of them with a bias fallback."""
-    metrics: MetricValues = dict(rating_metrics(predicted, data.test.data))
+    metrics: MetricValues = dict(rating_metrics(predicted, data.test.data, data.scale))
     fallback = biases.predict(data.cold_rows, data.cold_cols)
     every = rating_metrics(
-        np.concatenate([predicted, fallback]), np.concatenate([data.test.data, data.cold_ratings])
+        np.concatenate([predicted, fallback]),
+        np.concatenate([data.test.data, data.cold_ratings]),
+        data.scale,
     )
     metrics["rmse_with_cold"] = every["rmse"]
     metrics["test_ratings_with_cold"] = int(data.test.nnz + data.cold_ratings.size)
@@ -78,7 +113,7 @@ def evaluate_model(
         result.update(rating_block(data, model.predict(data.train, data.test, device), biases))
     block = model.score_block(data.train, device)
     if block is not None:
-        result.update(evaluate_ranking(block, data.train, data.test, k))
+        result.update(data.ranking(block, k))
     return result
 
 
@@ -91,9 +126,13 @@ def _tuned(
     """Pick the grid value with the best validation NDCG (fit -> validation), refit on train."""
     gram = gram_matrix(data.fit)
     scores = {
-        value: evaluate_ranking(build(data.fit, value, gram=gram), data.fit, data.validation, k)[
-            f"ndcg@{k}"
-        ]
+        value: evaluate_ranking(
+            build(data.fit, value, gram=gram),
+            data.fit,
+            data.validation,
+            k,
+            threshold=data.threshold,
+        )[f"ndcg@{k}"]
         for value in grid
     }
     best = max(scores, key=scores.__getitem__)
@@ -108,11 +147,8 @@ def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float
     results: dict[str, dict[str, float | None]] = {}
     for name, model in (("global_mean", mean), ("biases", biases)):
         results[name] = rating_block(data, model.predict_entries(data.test), biases)
-        results[name].update(evaluate_ranking(model.score_block, data.train, data.test, k))
-    results["popularity"] = {
-        **NO_RATINGS,
-        **evaluate_ranking(popularity_block(data.train), data.train, data.test, k),
-    }
+        results[name].update(data.ranking(model.score_block, k))
+    results["popularity"] = {**NO_RATINGS, **data.ranking(popularity_block(data.train), k)}
     if data.train.n_cols > MAX_ITEMS_FOR_ITEM_ITEM:
         log.info(
             "item-kNN and EASE skipped: %d items (limit %d)",
@@ -127,7 +163,7 @@ def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float
         chosen, block = _tuned(name, build, grid, data, k)
         results[name] = {
             **NO_RATINGS,
-            **evaluate_ranking(block, data.train, data.test, k),
+            **data.ranking(block, k),
             "tuned": chosen,
         }
     return results

@@ -1,9 +1,11 @@
 """Rating and top-k ranking metrics as free functions, each checked on hand-computed examples.
 
-Ranking protocol (no leakage): a user's held-out positives are their test ratings >= 4;
-candidates are all items the user did not rate in train; users without a held-out
-positive are not averaged. Recall divides by the number of positives, NDCG's ideal DCG
-by min(positives, k).
+Ranking protocol (no leakage): a user's held-out positives are their test ratings >= 4
+(every test rating, on data whose ratings never reach 4, e.g. implicit 1s), held-out
+positives of items the model never saw included (they can only be misses); candidates
+are all items the user did not rate in train; users without a held-out positive are not
+averaged. Recall divides by min(k, positives) (Liang et al. 2018), NDCG's ideal DCG by
+min(positives, k); coverage is the share of the ratings file's catalogue recommended.
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ import numpy as np
 from aerec.data.csr import CsrMatrix, batches
 
 POSITIVE = 4.0
+SCALE = (0.5, 5.0)  # MovieLens's widest rating scale
+
+
+def positive_threshold(largest_rating: float) -> float:
+    """A held-out rating at or above this is a positive: 4 stars, or any rating on data
+    whose ratings never reach 4 (implicit feedback stored as 1s)."""
+    return min(POSITIVE, largest_rating)
+
+
 ScoreBlock = Callable[[np.ndarray], np.ndarray]  # user rows -> dense scores [rows, n_items]
 
 
@@ -26,9 +37,11 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(np.mean(np.abs(predicted - actual)))
 
 
-def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
-    """RMSE and MAE of predictions clipped to the 0.5..5 rating scale."""
-    clipped = np.clip(predicted, 0.5, 5.0)
+def rating_metrics(
+    predicted: np.ndarray, actual: np.ndarray, scale: tuple[float, float] = SCALE
+) -> dict[str, float]:
+    """RMSE and MAE of predictions clipped to the data set's rating scale (lowest, highest)."""
+    clipped = np.clip(predicted, *scale)
     return {"rmse": rmse(clipped, actual), "mae": mae(clipped, actual)}
 
 
@@ -58,7 +71,7 @@ def ranking_from_hits(hits: np.ndarray, n_positives: np.ndarray, k: int) -> dict
     found = hits.sum(axis=1)
     return {
         f"precision@{k}": float((found / k).sum()),
-        f"recall@{k}": float((found / n_positives).sum()),
+        f"recall@{k}": float((found / np.minimum(n_positives, k)).sum()),
         f"ndcg@{k}": float(ndcg_per_user(hits, n_positives, k).sum()),
         f"hitrate@{k}": float((found > 0).sum()),
     }
@@ -70,13 +83,21 @@ def evaluate_ranking(
     test: CsrMatrix,
     k: int = 10,
     batch_size: int = 1024,
+    unseen_positives: np.ndarray | None = None,
+    catalogue: int | None = None,
+    threshold: float = POSITIVE,
 ) -> dict[str, float]:
     """Precision, recall, NDCG, hit rate, coverage and mean popularity at k.
 
     `score_block` scores user rows of `train`; items rated in train are excluded.
+    `unseen_positives` counts, per user, held-out positives of items absent from train
+    (misses, but in the truth); coverage divides by `catalogue` (default: train's items).
     """
-    positives = test.select(test.data >= POSITIVE)
-    users = np.flatnonzero(positives.row_counts())
+    positives = test.select(test.data >= threshold)
+    counts = positives.row_counts()
+    if unseen_positives is not None:
+        counts = counts + unseen_positives
+    users = np.flatnonzero(counts)
     popularity = train.column_counts()
     totals: dict[str, float] = {}
     recommended_items = np.zeros(train.n_cols, dtype=bool)
@@ -86,13 +107,14 @@ def evaluate_ranking(
         scores[train.densify(rows) != 0] = -np.inf
         recommended = top_k(scores, k)
         hits = hits_at_k(recommended, positives.densify(rows))
-        for name, value in ranking_from_hits(hits, positives.row_counts()[rows], k).items():
+        for name, value in ranking_from_hits(hits, counts[rows], k).items():
             totals[name] = totals.get(name, 0.0) + value
         recommended_items[recommended.ravel()] = True
         popularity_sum += float(popularity[recommended].sum())
     n = max(len(users), 1)
-    result = {name: value / n for name, value in totals.items()}
-    result[f"coverage@{k}"] = float(recommended_items.sum() / train.n_cols)
+    names = (f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"hitrate@{k}")
+    result = {name: totals.get(name, 0.0) / n for name in names}
+    result[f"coverage@{k}"] = float(recommended_items.sum() / (catalogue or train.n_cols))
     result[f"mean_popularity@{k}"] = popularity_sum / max(len(users) * k, 1)
     result["ranked_users"] = len(users)
     return result

@@ -46,8 +46,16 @@ def eval_data(split: Split, seed: int, validation_fraction: float = 0.05) -> tup
         cold_rows=users.index(split.cold["user_id"]),
         cold_cols=items.index(split.cold["item_id"]),
         cold_ratings=split.cold["rating"].to_numpy(),
+        catalogue=pl.concat([split.train, split.test, split.cold])["item_id"].n_unique(),
+        scale=_scale(split),
     )
     return data, items
+
+
+def _scale(split: Split) -> tuple[float, float]:
+    """The lowest and highest rating anywhere in the split's data."""
+    ratings = pl.concat([split.train, split.test, split.cold])["rating"]
+    return float(ratings.min()), float(ratings.max())  # type: ignore[arg-type]
 
 
 def build_for_preset(preset: Preset, fit: CsrMatrix) -> Recommender:

@@ -22,7 +22,7 @@ from aerec.data.csr import CsrMatrix, batches
 from aerec.errors import InputError
 from aerec.train.config import ModelConfig, TrainConfig
 from aerec.train.loss import masked_mse, multinomial_nll
-from aerec.train.metrics import ScoreBlock, evaluate_ranking, rmse
+from aerec.train.metrics import ScoreBlock, evaluate_ranking, positive_threshold, rmse
 from aerec.train.model import Ensemble, Network, build_network
 from aerec.train.predict import model_scores, predict_observed
 from aerec.train.trainer import train_network
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # An item-based model ranks from its whole items x users reconstruction; above this many
 # entries (800 MB of float32) it does not rank.
 MAX_DENSE_ENTRIES = 200_000_000
-RATING_SCALE = (0.5, 5.0)
 
 
 @dataclass
@@ -73,9 +72,13 @@ class Recommender(ABC):
         """(metric, value) on the validation slice from the `fit` rows, both oriented."""
         if self.predicts_ratings:
             predicted = predict_observed(self.network, fit, validation, device)
-            return "val_rmse", rmse(np.clip(predicted, *RATING_SCALE), validation.data)
+            scale = (float(fit.data.min()), float(fit.data.max()))
+            return "val_rmse", rmse(np.clip(predicted, *scale), validation.data)
         block = lambda rows: model_scores(self.network, fit, rows, device)  # noqa: E731
-        return "val_ndcg@10", evaluate_ranking(block, fit, validation, 10)["ndcg@10"]
+        threshold = positive_threshold(float(fit.data.max()))
+        return "val_ndcg@10", evaluate_ranking(block, fit, validation, 10, threshold=threshold)[
+            "ndcg@10"
+        ]
 
     def fit(
         self,

@@ -1,11 +1,13 @@
 """The per-batch pieces on exact small examples: padding, batching by length, rows."""
 
 import numpy as np
+import pytest
 
 from aerec.contracts import RECS_SCHEMA
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
-from aerec.score.batch import UserBatch, graph_feed, topk_rows
+from aerec.errors import InputError
+from aerec.score.batch import UserBatch, graph_feed, score_batch, topk_rows
 from aerec.score.scorer import length_batches
 from aerec.score.vectors import UserVectors
 
@@ -54,3 +56,16 @@ def test_take_and_duplicates() -> None:
     assert taken.indptr.tolist() == [0, 2, 4]
     assert taken.indices.tolist() == [2, 2, 1, 3] and taken.data.tolist() == [4.0, 3.0, 1.0, 2.0]
     assert m.has_duplicates() and not m.take(np.array([0, 1])).has_duplicates()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_nan_or_plus_infinite_score_is_refused(bad: float) -> None:
+    """-inf is the graph's mask of rated items; NaN or +inf can only come from a broken model."""
+    batch = UserBatch(np.array([7, 9]), matrix([[(2, 4.0)], [(4, 5.0)]]))
+    scores = np.array([[0.5, float("-inf")], [bad, 0.1]], dtype=np.float32)
+    items = np.array([[1, 2], [3, 4]], dtype=np.int64)
+    with pytest.raises(InputError, match=r"NaN or \+inf for 1 users of a batch \(first: user 9\)"):
+        score_batch(lambda _: (scores, items), batch)
+    first = UserBatch(np.array([7]), batch.ratings.take(np.array([0])))
+    rows = score_batch(lambda _: (scores[:1], items[:1]), first)  # -inf is dropped, not refused
+    assert rows["item_id"].to_list() == [1]

@@ -64,7 +64,7 @@ def test_nan_model_publishes_nothing(
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"aerec: error: the model scored NaN for \d+ users of a batch \(first: user 1\); "
+        r"aerec: error: the model scored NaN or \+inf for \d+ users of a batch \(first: user 1\); "
         r"nothing published",
         last,
     )

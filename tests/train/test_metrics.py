@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from aerec.data.csr import CsrMatrix
-from aerec.train.metrics import evaluate_ranking, ranking_from_hits, rating_metrics, top_k
+from aerec.train.metrics import (
+    evaluate_ranking,
+    positive_threshold,
+    ranking_from_hits,
+    rating_metrics,
+    top_k,
+)
 
 
 def csr(rows: list[list[float]]) -> CsrMatrix:
@@ -26,7 +32,7 @@ def test_ranking_from_hits_exact() -> None:
     hits = np.array([[True, False, True], [False, True, False]])
     sums = ranking_from_hits(hits, np.array([2, 4]), k=3)
     assert sums["precision@3"] == pytest.approx(2 / 3 + 1 / 3)
-    assert sums["recall@3"] == pytest.approx(2 / 2 + 1 / 4)
+    assert sums["recall@3"] == pytest.approx(2 / 2 + 1 / 3)  # hits / min(k, positives)
     ndcg_a = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     ndcg_b = (1 / math.log2(3)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
     assert sums["ndcg@3"] == pytest.approx(ndcg_a + ndcg_b)
@@ -55,3 +61,39 @@ def test_evaluate_ranking_excludes_train_and_counts_positives_only() -> None:
 def test_rating_metrics_clip_to_scale() -> None:
     result = rating_metrics(np.array([6.0, 3.0]), np.array([5.0, 4.0]))
     assert result == {"rmse": pytest.approx(math.sqrt(0.5)), "mae": pytest.approx(0.5)}
+    # ML-100K's scale is 1..5: a prediction of 0.6 counts as 1
+    ml100k = rating_metrics(np.array([0.6]), np.array([2.0]), scale=(1.0, 5.0))
+    assert ml100k == {"rmse": pytest.approx(1.0), "mae": pytest.approx(1.0)}
+
+
+def test_unseen_positives_stay_in_the_truth_and_coverage_counts_the_catalogue() -> None:
+    train = csr([[5, 0, 0, 0], [0, 3, 0, 0]])
+    test = csr([[0, 5, 0, 0], [0, 0, 0, 0]])
+    fixed = np.array([4.0, 3.0, 2.0, 1.0])
+    result = evaluate_ranking(
+        lambda rows: np.tile(fixed, (len(rows), 1)),
+        train,
+        test,
+        k=2,
+        unseen_positives=np.array([1, 2]),  # user 0: one more positive; user 1: two, only
+        catalogue=8,  # items of the ratings file the model never saw count too
+    )
+    # user 0: shown [1, 2], hit at rank 1 of 2 positives; user 1: shown [0, 2], no hit
+    assert result["ranked_users"] == 2
+    assert result["recall@2"] == pytest.approx((1 / 2 + 0) / 2)
+    assert result["ndcg@2"] == pytest.approx((1 / (1 + 1 / math.log2(3)) + 0) / 2)
+    assert result["coverage@2"] == pytest.approx(3 / 8)
+
+
+def test_implicit_feedback_counts_every_held_out_rating() -> None:
+    assert positive_threshold(5.0) == 4.0 and positive_threshold(1.0) == 1.0
+    train, test = csr([[1, 0, 0]]), csr([[0, 0, 1]])
+    result = evaluate_ranking(
+        lambda rows: np.tile([3.0, 1.0, 2.0], (len(rows), 1)),
+        train,
+        test,
+        k=1,
+        threshold=positive_threshold(1.0),
+    )
+    assert (result["ranked_users"], result["ndcg@1"]) == (1, 1.0)
+    assert evaluate_ranking(lambda rows: np.ones((len(rows), 3)), train, test, k=1)["ndcg@1"] == 0

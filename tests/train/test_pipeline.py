@@ -127,3 +127,58 @@ def test_ensemble_checkpoint_round_trip(
     assert len(metrics["validation"]["best_epoch"]) == 5
     again = evaluate_checkpoint(checkpoint, tiny_data[0], "random:0.2", baselines=False)
     assert again["test"]["rmse"] == pytest.approx(metrics["test"]["rmse"])
+
+
+def test_the_test_side_changes_nothing_in_training(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two runs whose splits share the train side and differ in the test side train
+    identically: the same history and the same weights (nothing of the test side leaks)."""
+    import polars as pl
+    import torch
+
+    frame = pl.read_csv(tiny_data[0])
+    split = split_frame(
+        frame.rename({"userId": "user_id", "movieId": "item_id"}), "random:0.2", seed=3
+    )
+    folder = tmp_path / "data"
+    folder.mkdir()
+    split.train.write_csv(folder / "train.csv")
+    split.test.write_csv(folder / "test.csv")
+    shifted = split.test.with_columns((6 - pl.col("rating")).clip(1, 5).alias("rating"))
+    shifted.head(split.test.height // 2).write_csv(folder / "other-test.csv")
+    runs = []
+    for test_file in ("test.csv", "other-test.csv"):
+        out = tmp_path / test_file.removesuffix(".csv")
+        train_model(
+            folder / "train.csv",
+            out,
+            split=f"files:train.csv,{test_file}",
+            epochs=4,
+            device="cpu",
+            baselines=False,
+        )
+        runs.append(out)
+    first_history, second_history = (
+        pl.read_csv(run / "history.csv").drop("seconds") for run in runs
+    )  # all but the wall-clock time of each epoch
+    assert first_history.equals(second_history) and first_history.height == 4
+    first, second = (torch.load(run / "weights.pt", weights_only=True) for run in runs)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_implicit_feedback_trains_and_ranks(tmp_path: Path) -> None:
+    """Ratings that are all 1 (implicit feedback): every held-out rating is a positive."""
+    import polars as pl
+
+    ratings, _ = write_synthetic(
+        SynthConfig(users=120, items=80, ratings=3000, seed=2), tmp_path / "r.csv"
+    )
+    implicit = tmp_path / "implicit.csv"
+    pl.read_csv(ratings).with_columns(pl.lit(1.0).alias("rating")).write_csv(implicit)
+    metrics = train_model(
+        implicit, tmp_path / "ckpt", split="user-temporal:0.2", epochs=3, device="cpu"
+    )
+    assert metrics["test"]["ranked_users"] == metrics["split"]["test"]["users"]
+    assert metrics["test"]["ndcg@10"] > 0 and metrics["baselines"]["ease"]["ndcg@10"] > 0
