@@ -271,8 +271,8 @@ def _check_ray_input(ratings: Path) -> None:
     elif ratings.suffix != ".parquet" or not ratings.is_file():
         raise file_error(
             ratings,
-            "--engine ray reads Parquet ratings (a .parquet file or a directory of them); "
-            "convert with: aerec convert",
+            "--engine ray reads Parquet ratings (a .parquet file or a directory of them), "
+            "with columns user_id,item_id,rating[,timestamp]; convert this file first",
         )
 
 

@@ -7,6 +7,7 @@ baselines are tuned on a validation slice carved from train.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -125,16 +126,26 @@ def _tuned(
 ) -> tuple[float, ScoreBlock]:
     """Pick the grid value with the best validation NDCG (fit -> validation), refit on train."""
     gram = gram_matrix(data.fit)
-    scores = {
-        value: evaluate_ranking(
+    scores = {}
+    for number, value in enumerate(grid, start=1):
+        started = time.perf_counter()
+        scores[value] = evaluate_ranking(
             build(data.fit, value, gram=gram),
             data.fit,
             data.validation,
             k,
             threshold=data.threshold,
         )[f"ndcg@{k}"]
-        for value in grid
-    }
+        log.info(
+            "tuning %s (%d/%d): setting %s, validation NDCG@%d %.4f (%.1f s)",
+            name,
+            number,
+            len(grid),
+            value,
+            k,
+            scores[value],
+            time.perf_counter() - started,
+        )
     best = max(scores, key=scores.__getitem__)
     log.info("%s: validation NDCG@%d by setting %s; chose %s", name, k, scores, best)
     return best, build(data.train, best)

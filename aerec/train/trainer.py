@@ -146,6 +146,13 @@ def train_network(
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
+    log.info(
+        "kept epoch %d of %d: the best %s on the validation slice (%.4f)",
+        best[1],
+        len(history),
+        metric,
+        sign * best[0],
+    )
     network.load_state_dict(best[2])
     model.network = network.cpu().eval()
     return TrainResult(history, best[1], device, metric)

@@ -236,3 +236,11 @@ def test_score_all_into_a_directory_writes_a_partitioned_dataset(
     assert table.sort("user_id", "rank").equals(single)
     assert len(list((out / "runs").iterdir())) == 2  # the published run and the one before
     assert not (out / "recs.parquet").exists()
+
+
+def test_the_ray_engine_refuses_a_csv_before_starting(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(InputError, match="--engine ray reads Parquet ratings"):
+        score_all(tiny_model, tiny_data[0], tmp_path / "out", device="cpu", engine="ray")
+    assert not (tmp_path / "out").exists()
