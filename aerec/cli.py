@@ -238,6 +238,11 @@ def nightly(
     type=click.IntRange(min=1),
     help="How many versions and candidates to keep.",
 )
+@click.option(
+    "--no-refit",
+    is_flag=True,
+    help="Promote the gated candidate itself instead of its refit on every rating.",
+)
 @device_option
 def retrain(
     ratings: str,
@@ -247,13 +252,24 @@ def retrain(
     tolerance: float | None,
     k: int,
     keep: int,
+    no_refit: bool,
     device: str,
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
     require("torch", "train")
     from aerec.jobs.retrain import retrain as run_retrain
 
-    outcome = run_retrain(ratings, model_dir, split, preset, tolerance, k, device=device, keep=keep)
+    outcome = run_retrain(
+        ratings,
+        model_dir,
+        split,
+        preset,
+        tolerance,
+        k,
+        device=device,
+        keep=keep,
+        refit=not no_refit,
+    )
     click.echo(json.dumps(outcome, indent=2))
 
 

@@ -128,6 +128,9 @@ CURRENT_LINK = "current"
 RUNS_DIR = "runs"
 PUBLISHED_NAMES = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)  # the marker last
 MODEL_FILE = "model.onnx"
+GATED_MODEL_FILE = (
+    "gated.onnx"  # a refit version's model as the gate judged it (split's train side)
+)
 CHECKPOINT_DIR = "checkpoint"
 VERSIONS_DIR = "versions"
 CANDIDATES_DIR = "candidates"

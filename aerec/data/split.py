@@ -135,8 +135,15 @@ def _resolve(name: str, beside: Path) -> Path:
     return beside.parent / name
 
 
+NO_SPLIT = "none"  # every rating is on the train side (the production model)
+
+
 def load_split(ratings: str | Path, spec: str, seed: int = 0) -> Split:
-    """Read the ratings and split them; files:TRAIN,TEST are found beside the ratings file."""
+    """Read the ratings and split them; files:TRAIN,TEST are found beside the ratings file.
+    `none` puts every rating on the train side and leaves the test side empty."""
+    if spec == NO_SPLIT:
+        frame = read_ratings(ratings)
+        return Split(spec, frame, frame.head(0), frame.head(0))
     parsed = SplitSpec.parse(spec)
     ratings = Path(ratings)
     if parsed.kind != "files":

@@ -1,7 +1,8 @@
 """Weekly retrain with a quality gate: a new model is promoted only if it is not worse.
 
 MODEL_DIR/
-  versions/<stamp>/   checkpoint/ and model.onnx of each promoted model (the last --keep)
+  versions/<stamp>/   checkpoint/ and model.onnx of each promoted model (the last --keep), and
+                      gated.onnx: the model the gate judged, before the refit on every rating
   current             symlink to versions/<stamp>: the model in use, switched by one rename
   model.onnx          -> current/model.onnx (what the nightly run scores with); checkpoint/ alike
   candidates/<stamp>/ a candidate being trained, or one the gate refused (the last --keep)
@@ -27,13 +28,14 @@ from aerec.contracts import (
     CHECKPOINT_CONFIG,
     CHECKPOINT_DIR,
     CURRENT_LINK,
+    GATED_MODEL_FILE,
     LOCK_FILE,
     MODEL_FILE,
     MODEL_NAMES,
     VERSIONS_DIR,
     run_stamp,
 )
-from aerec.data.split import load_split
+from aerec.data.split import NO_SPLIT, load_split
 from aerec.errors import InputError, file_error
 from aerec.export.onnx_export import export_onnx
 from aerec.io.atomic import fsync_dir
@@ -90,11 +92,15 @@ def retrain(
     seed: int = 0,
     device: str = "auto",
     keep: int = 3,
+    refit: bool = True,
 ) -> dict[str, Any]:
     """Train and export a candidate; promote it unless the gate finds it worse.
 
     `tolerance` None: the candidate may be worse by NOISE_Z standard errors of the paired
-    NDCG@k difference; a number: by that much.
+    NDCG@k difference; a number: by that much. The gate judges the candidate trained on
+    the split's train side; with `refit`, what is promoted is then the same recipe refit on
+    every rating (`--split none`: the epochs the candidate kept), so the model in use knows
+    the freshest ratings and every item.
     """
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise InputError(f"--tolerance {tolerance}: expected a finite number >= 0")
@@ -122,7 +128,7 @@ def retrain(
         if current is not None:
             gate = compare_models(
                 candidate / MODEL_FILE,
-                current / MODEL_FILE,
+                _gated_model(current),
                 load_split(ratings, split, seed),
                 k,
                 tolerance,
@@ -139,11 +145,43 @@ def retrain(
                 log.warning("kept the current model %s: %s", current.name, outcome["reason"])
                 _prune(model_dir, keep, current.name)
                 return outcome
+        if refit:
+            try:
+                outcome["refit"] = _refit(ratings, candidate, preset, seed, device, k)
+            except BaseException:  # a stopped refit is not promoted, nor kept
+                shutil.rmtree(candidate, ignore_errors=True)
+                raise
         version = promote(candidate, model_dir)
         outcome.update(promoted=True, version=version.name)
         log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
         _prune(model_dir, keep, version.name)
         return outcome
+
+
+def _gated_model(version: Path) -> Path:
+    """The current version's model as its own gate judged it: the refit model saw every
+    rating of its week, held-out slice included, so the comparison uses the model trained
+    on its split's train side, like the candidate's."""
+    gated = version / GATED_MODEL_FILE
+    return gated if gated.is_file() else version / MODEL_FILE
+
+
+def _refit(
+    ratings: str | Path, candidate: Path, preset: str, seed: int, device: str, k: int
+) -> dict[str, Any]:
+    """Replace the candidate's checkpoint and model by the same preset refit on every
+    rating (inside candidates/, which nobody reads)."""
+    refit_dir = candidate / f"{CHECKPOINT_DIR}.refit"
+    metrics = train_model(
+        ratings, refit_dir, split=NO_SPLIT, preset=preset, seed=seed, device=device
+    )
+    export_onnx(refit_dir, candidate / f"{MODEL_FILE}.refit", k)
+    shutil.rmtree(candidate / CHECKPOINT_DIR)
+    refit_dir.rename(candidate / CHECKPOINT_DIR)
+    os.replace(candidate / MODEL_FILE, candidate / GATED_MODEL_FILE)
+    os.replace(candidate / f"{MODEL_FILE}.refit", candidate / MODEL_FILE)
+    record: dict[str, Any] = metrics["refit"]
+    return record
 
 
 def _prune(model_dir: Path, keep: int, current: str) -> None:

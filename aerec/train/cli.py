@@ -28,7 +28,8 @@ from aerec.train.presets import PRESETS
     "--split",
     default="user-temporal:0.2",
     show_default=True,
-    help="random:F, temporal:Q, user-temporal:F or files:TRAIN,TEST.",
+    help="random:F, temporal:Q, user-temporal:F, files:TRAIN,TEST, or none (no test side: "
+    "epochs chosen on a validation slice, then refit on every rating).",
 )
 @click.option("--preset", default="default", show_default=True, type=click.Choice(sorted(PRESETS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epoch count.")

@@ -18,7 +18,7 @@ from aerec.contracts import (
 )
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
-from aerec.data.split import Split, load_split, split_frame
+from aerec.data.split import NO_SPLIT, Split, load_split, split_frame
 from aerec.errors import InputError
 from aerec.io.outputs import check_output_dir
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
@@ -91,6 +91,11 @@ def train_model(
 
     Early stopping and model selection use a validation slice carved from the train side;
     the test side is only ever a target of evaluation. Returns the metrics written.
+
+    `split` "none" (the production model): no test side; the epochs are chosen on the
+    validation slice, then a fresh model is refit on every rating for those epochs, so it
+    knows every item of the ratings. metrics.json then holds the validation record and the
+    refit, and no test metrics.
     """
     if preset not in PRESETS:
         raise InputError(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
@@ -109,10 +114,21 @@ def train_model(
     train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
     model = build_for_preset(chosen, data.fit)
     fitted = model.fit(data.fit, data.validation, train_config, device, progress)
-    metrics = evaluate_all(model, data, data_split, baselines=baselines)
+    rows = fitted.history
+    if split == NO_SPLIT:
+        epochs_kept = fitted.validation["best_epoch"]
+        log.info("refitting on all %d ratings for the kept epochs %s", data.train.nnz, epochs_kept)
+        model = build_for_preset(chosen, data.train)
+        rows = model.refit(data.train, train_config, epochs_kept, device, progress)
+        metrics: Metrics = {
+            "split": data_split.stats(),
+            "refit": {"ratings": data.train.nnz, "epochs": epochs_kept},
+        }
+    else:
+        metrics = evaluate_all(model, data, data_split, baselines=baselines)
     metrics["validation"] = fitted.validation
     history = io.StringIO()
-    pl.DataFrame(fitted.history).write_csv(history)
+    pl.DataFrame(rows).write_csv(history)
     config = {
         "preset": preset,
         "train": train_config.to_dict(),
@@ -122,12 +138,11 @@ def train_model(
         "ratings": str(ratings),
     }
     save_checkpoint(out, model, items, config, metrics, history.getvalue())
-    test = metrics["test"]
+    test = metrics.get("test", {})
     log.info(
         "test: %s; checkpoint in %s",
-        ", ".join(
-            f"{name} {value:.4f}" for name, value in test.items() if isinstance(value, float)
-        ),
+        ", ".join(f"{name} {value:.4f}" for name, value in test.items() if isinstance(value, float))
+        or "none (--split none)",
         out,
     )
     return metrics
@@ -168,7 +183,15 @@ TABLE_COLUMNS = (
 
 
 def format_metrics(metrics: Metrics, k: int = 10) -> str:
-    """The model and baselines as an aligned text table."""
+    """The model and baselines as an aligned text table (or, for a model refit on every
+    rating, its validation and refit records)."""
+    if "test" not in metrics:
+        chosen, refit = metrics["validation"], metrics["refit"]
+        return (
+            f"no test side (--split none): {chosen['metric']} {chosen['best']:.4f} on the "
+            f"validation slice at epochs {chosen['best_epoch']}; refit on all "
+            f"{refit['ratings']:,} ratings for those epochs"
+        )
     rows = {"model": metrics["test"], **metrics.get("baselines", {})}
     names = [c.format(k=k) for c in TABLE_COLUMNS]
     lines = [f"{'':<12}" + "".join(f"{n:>20}" for n in names)]

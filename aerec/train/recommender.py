@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -107,6 +108,33 @@ class Recommender(ABC):
         metric, best = self.validate(fit, validation, "cpu")
         selected = Validation(metric=metric, best=best, best_epoch=[r.best_epoch for r in results])
         return FitRecord(history=history, validation=selected, device=results[0].device)
+
+    def refit(
+        self,
+        rows: CsrMatrix,
+        train: TrainConfig,
+        epochs: Sequence[int],
+        device: str = "auto",
+        progress: Progress | None = None,
+    ) -> list[dict[str, float]]:
+        """Train every member afresh on all of user x item `rows` for the epochs that
+        validation chose for it (member i: epochs[i]), keeping the last weights."""
+        rows = self.oriented(rows)
+        members = [type(self)(self.config) for _ in range(self.members)]
+        results = [
+            train_network(
+                member,
+                rows,
+                None,
+                replace(train, seed=train.seed + n, epochs=epochs[n]),
+                device,
+                progress,
+            )
+            for n, member in enumerate(members)
+        ]
+        networks = [m.network for m in members]
+        self.network = networks[0] if self.members == 1 else Ensemble(networks)
+        return [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
 
     # --- inference ------------------------------------------------------------------
     def score_block(self, train: CsrMatrix, device: str = "cpu") -> ScoreBlock | None:

@@ -78,7 +78,7 @@ def _step(
 def train_network(
     model: Recommender,
     fit: CsrMatrix,
-    validation: CsrMatrix,
+    validation: CsrMatrix | None,
     config: TrainConfig,
     device: str = "auto",
     progress: Progress | None = None,
@@ -87,7 +87,9 @@ def train_network(
     after each epoch score `validation` from the `fit` rows.
 
     The weights of the epoch with the best validation score are kept; training stops after
-    `patience` epochs without improvement. The network ends on the CPU in eval mode.
+    `patience` epochs without improvement. Without `validation` (a refit on every rating)
+    all `config.epochs` run and the last weights are kept. The network ends on the CPU in
+    eval mode.
     """
     device = resolve_device(device)
     torch.manual_seed(config.seed)
@@ -112,7 +114,7 @@ def train_network(
         steps: Iterable[np.ndarray] = batches(rng.permutation(rows), config.batch_size)
         if progress is not None:
             description = f"epoch {epoch}/{config.epochs}"
-            if history:
+            if history and validation is not None:
                 last = history[-1]
                 description += (
                     f" (last: loss {last['train_loss']:.4f}, {metric} {last[metric]:.4f})"
@@ -126,6 +128,11 @@ def train_network(
             if config.refeed:
                 refed = network(dense).detach()
                 _step(model, optimizer, refed, refed, config.l2)
+        if validation is None:
+            loss = total / max(count, 1)
+            history.append({"epoch": epoch, "train_loss": loss})
+            log.info("refit epoch %d/%d: train loss %.4f", epoch, config.epochs, loss)
+            continue
         metric, score = model.validate(fit, validation, device)
         seconds = time.perf_counter() - started
         history.append(
@@ -146,6 +153,9 @@ def train_network(
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
+    if validation is None:
+        model.network = network.cpu().eval()
+        return TrainResult(history, config.epochs, device, metric)
     log.info(
         "kept epoch %d of %d: the best %s on the validation slice (%.4f)",
         best[1],

@@ -42,6 +42,7 @@ def promoted(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFact
     model_dir = tmp_path_factory.mktemp("model")
     outcome = run_retrain(tiny_data[0], model_dir)
     assert outcome["promoted"] is True and "gate" not in outcome
+    assert outcome["refit"]["ratings"] == 3000  # the promoted model saw every rating
     return model_dir
 
 

@@ -182,3 +182,36 @@ def test_implicit_feedback_trains_and_ranks(tmp_path: Path) -> None:
     )
     assert metrics["test"]["ranked_users"] == metrics["split"]["test"]["users"]
     assert metrics["test"]["ndcg@10"] > 0 and metrics["baselines"]["ease"]["ndcg@10"] > 0
+
+
+def test_split_none_refits_on_every_rating(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """The production model: epochs chosen on validation, then a refit that knows every
+    item of the ratings, including those a user-temporal split would hold out."""
+    import polars as pl
+
+    from aerec.train.checkpoint import load_checkpoint
+
+    metrics = train_model(tiny_data[0], tmp_path / "ckpt", split="none", epochs=4, device="cpu")
+    assert "test" not in metrics and metrics["split"]["test"]["ratings"] == 0
+    kept = metrics["validation"]["best_epoch"]
+    assert metrics["refit"] == {"ratings": 3000, "epochs": kept} and 1 <= kept[0] <= 4
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    every_item = pl.read_csv(tiny_data[0])["movieId"].unique().sort().to_numpy()
+    assert np.array_equal(loaded.items.ids, every_item)
+    history = pl.read_csv(tmp_path / "ckpt" / "history.csv")
+    assert history["epoch"].to_list() == list(range(1, kept[0] + 1))
+    result = run_aerec(
+        "train-model",
+        "--ratings",
+        str(tiny_data[0]),
+        "--out",
+        str(tmp_path / "cli"),
+        "--split",
+        "none",
+        "--epochs",
+        "2",
+        "--device",
+        "cpu",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("no test side (--split none): val_ndcg@10 ")
