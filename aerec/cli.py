@@ -193,10 +193,10 @@ def nightly(
     incremental: bool,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
-    from aerec.jobs.nightly import nightly as run_nightly
+    from aerec.score.dataset import score_dataset
 
     ray = ray_options(engine, ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
-    run_nightly(
+    score_dataset(
         model,
         ratings,
         out_dir,

@@ -1,1 +1,1 @@
-"""Jobs above the stages: the nightly run and the weekly retrain, with locks and gates."""
+"""Jobs above the stages: the weekly retrain with its model directory and quality gate."""

@@ -90,6 +90,7 @@ def score_dataset(
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    model = Path(model).resolve()  # once: a retrain may switch MODEL_DIR/current meanwhile
     if incremental and engine == "ray":
         raise InputError("--incremental runs on the local engine only")
     with run_lock(out_dir / LOCK_FILE):

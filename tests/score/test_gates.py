@@ -13,7 +13,7 @@ from conftest import run_aerec
 from aerec.errors import AerecError, InputError
 from aerec.export import onnx_export
 from aerec.export.onnx_export import export_onnx
-from aerec.jobs.nightly import nightly
+from aerec.score.dataset import score_dataset as nightly
 from aerec.score.pipeline import score_all
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
-from aerec.jobs.nightly import nightly
+from aerec.score.dataset import score_dataset as nightly
 from aerec.score.incremental import fingerprints
 from aerec.score.vectors import UserVectors
 

@@ -143,7 +143,7 @@ def test_cuda_request_without_cuda_is_clear(tiny_model: Path) -> None:
 def test_scoring_imports_no_torch() -> None:
     code = (
         "import sys, aerec.score.pipeline, aerec.score.cli, aerec.data.split, "
-        "aerec.data.synth, aerec.data.fetch, aerec.jobs.nightly; "
+        "aerec.data.synth, aerec.data.fetch, aerec.score.dataset; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
         "or m.startswith(('aerec.train', 'aerec.export'))]; "
         "assert not bad, bad"

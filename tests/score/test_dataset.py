@@ -21,7 +21,7 @@ from aerec.errors import LockHeld
 from aerec.io import pointer
 from aerec.io.digest import file_sha256
 from aerec.io.lock import run_lock
-from aerec.jobs.nightly import nightly
+from aerec.score.dataset import score_dataset as nightly
 from aerec.score.pipeline import score_all
 
 
