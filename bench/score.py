@@ -43,6 +43,11 @@ SCALING_ITEMS, SCALING_PER_USER = 20_000, 100
 
 
 def peak_rss_gb() -> float:
+    """This process's peak RSS: VmHWM, which, unlike ru_maxrss, does not carry the parent's
+    high-water mark across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
