@@ -23,6 +23,7 @@ from aerec.clikit import (
     setup_logging,
     verbose_option,
 )
+from aerec.contracts import RECS_META, SCORE_MEANINGS
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
 from aerec.data.readers import read_movies, read_ratings
 from aerec.data.split import load_split
@@ -294,6 +295,8 @@ def show_recs(recs: str, movies: str | None, users: int) -> None:
     if movies:
         sample = sample.join(read_movies(movies), on="item_id", how="left").sort("user_id", "rank")
     click.echo(f"{recs}: {table.height:,} rows for {table['user_id'].n_unique():,} users")
+    score = pl.read_parquet_metadata(recs).get(RECS_META["score"])
+    click.echo(f"score: {SCORE_MEANINGS.get(score or '', 'not recorded (an older table)')}")
     for (user,), rows in sample.group_by("user_id", maintain_order=True):
         click.echo(f"\nuser {user}:")
         for row in rows.iter_rows(named=True):

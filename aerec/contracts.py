@@ -59,6 +59,13 @@ MODEL_META = {
     "metrics": "aerec.metrics",
     "aerec_version": "aerec.version",
     "input_format": "aerec.input_format",
+    "score": "aerec.score",
+}
+# What a recs row's `score` is, by the model's kind (MODEL_META/RECS_META "score").
+SCORE_MEANINGS = {
+    "logit": "the model's logit for the item (multinomial likelihood; higher ranks first, "
+    "not a rating)",
+    "rating": "the predicted rating on the data set's scale",
 }
 # The scoring graph reads a batch as its users' stored ratings, one row per user: the
 # item columns (indices into the model's item table) and the ratings, [batch, width],
@@ -90,6 +97,7 @@ RECS_META = {
     "k": "aerec.k",
     "generated_at": "aerec.generated_at",
     "schema_version": "aerec.schema_version",
+    "score": "aerec.score",
 }
 
 # --- partitioned tables: DIR/part-NNNNN.parquet, each user in the part of its bucket ----
@@ -184,6 +192,7 @@ class Manifest(TypedDict, total=False):
     k: int
     sha256: str  # of the single file
     model_version: str
+    score: str  # a key of SCORE_MEANINGS
     generated_at: str
     schema_version: str
     input: InputRecord

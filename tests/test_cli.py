@@ -85,6 +85,7 @@ def test_whole_job_through_the_commands(tmp_path: Path) -> None:
         assert result.returncode == 0, (step[0], result.stderr)
     assert pl.read_parquet(tmp_path / "out" / "recs.parquet")["user_id"].n_unique() == 60
     assert result.stdout.count("  1. The ") == 2  # two users, titled
+    assert "score: the model's logit for the item" in result.stdout
 
 
 def bad_input_cases(tmp: Path, model: Path, ratings: Path, checkpoint: Path) -> dict[str, tuple]:

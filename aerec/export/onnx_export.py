@@ -145,6 +145,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
             MODEL_META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
             MODEL_META["aerec_version"]: __version__,
             MODEL_META["input_format"]: INPUT_FORMAT,
+            MODEL_META["score"]: "rating" if loaded.model.predicts_ratings else "logit",
         }
         _name_item_table(proto, loaded.items.ids)
         onnx.helper.set_model_props(proto, metadata)

@@ -130,7 +130,7 @@ def score_all(
     info = scorer.info
     k = info.rows_per_user(k)
     wanted = read_user_ids(users) if users is not None else None
-    run = Manifest(k=k, model_version=info.version, provider=scorer.provider)
+    run = Manifest(k=k, model_version=info.version, score=info.score, provider=scorer.provider)
     if run_name is not None:
         run["run"] = run_name
     previous = Path(published) if published is not None else Path(out).parent

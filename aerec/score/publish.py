@@ -56,6 +56,7 @@ def table_metadata(run: Manifest) -> dict[str, str]:
         RECS_META["k"]: str(run["k"]),
         RECS_META["generated_at"]: run["generated_at"],
         RECS_META["schema_version"]: SCHEMA_VERSION,
+        RECS_META["score"]: run["score"],
     }
 
 

@@ -20,6 +20,7 @@ from aerec.contracts import (
     GRAPH_ITEM_TABLE,
     INPUT_FORMAT,
     MODEL_META,
+    SCORE_MEANINGS,
     item_ids_digest,
 )
 from aerec.data.idmap import IdMap
@@ -39,6 +40,7 @@ class ModelInfo:
     k: int
     items: IdMap
     metrics: dict[str, float]
+    score: str  # what a score is: a key of SCORE_MEANINGS
 
     def rows_per_user(self, k: int | None) -> int:
         """The k a run asked for, which may not exceed the k the graph computes."""
@@ -109,9 +111,14 @@ def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     table = graph_item_table(path)
     if table is None or not np.array_equal(table, ids):
         raise file_error(path, "the metadata's item table is not the one the graph ranks")
+    score = meta[MODEL_META["score"]]
+    if score not in SCORE_MEANINGS:
+        raise file_error(path, f"malformed aerec metadata (score {score[:20]!r})")
     if not 1 <= k <= n_items:
         raise file_error(path, f"metadata k={k} must lie between 1 and the {n_items} items")
-    return ModelInfo(version=meta[MODEL_META["version"]], k=k, items=IdMap(ids), metrics=metrics)
+    return ModelInfo(
+        version=meta[MODEL_META["version"]], k=k, items=IdMap(ids), metrics=metrics, score=score
+    )
 
 
 def available_cpus() -> int:

@@ -227,6 +227,7 @@ def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
     )
     assert meta["aerec.model_version"] == manifest["model_version"]
     assert meta["aerec.schema_version"] == "1"
+    assert meta["aerec.score"] == manifest["score"] == "logit"  # the default model's kind
 
 
 def test_downstream_polars_reads_the_contract(published: Path) -> None:
