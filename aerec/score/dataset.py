@@ -85,18 +85,16 @@ def score_dataset(
     score_all compare with the table published there. With `parts` (or the Ray engine)
     the run's table is partitioned: DIR/current/part-*.parquet. `incremental` reuses the
     published run's parts for users whose ratings did not change, when the model did not
-    (aerec.score.incremental; local engine, partitioned)."""
+    (aerec.score.incremental; a partitioned table, either engine)."""
     if keep < 1:
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = Path(model).resolve()  # once: a retrain may switch MODEL_DIR/current meanwhile
-    if incremental and engine == "ray":
-        raise InputError("--incremental runs on the local engine only")
     with run_lock(out_dir / LOCK_FILE):
         reuse = resolve(out_dir / CURRENT_LINK) if incremental else None
         if incremental:
-            parts = parts or _published_parts(reuse) or DEFAULT_PARTS
+            parts = parts or _published_parts(reuse) or (None if engine == "ray" else DEFAULT_PARTS)
         started = time.perf_counter()
         stamp = run_stamp()
         run_dir = out_dir / RUNS_DIR / stamp

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.contracts import PART_FILE, USERS_DIR, Manifest, mix64
+from aerec.contracts import PART_FILE, RECS_SCHEMA, USERS_DIR, Manifest, mix64
 from aerec.data.idmap import IdMap
 from aerec.io.sinks import ParquetFileSink, Written, part_record
 from aerec.score.publish import read_manifest
@@ -69,8 +69,9 @@ class PreviousRun:
         return np.asarray((self.users[position] != users) | (self.prints[position] != prints))
 
 
-def previous_run(directory: Path, model_version: str, k: int, parts: int) -> PreviousRun | None:
-    """The run in `directory` if this run may reuse it; None (and a log line why) if not."""
+def reusable_manifest(directory: Path, model_version: str, k: int, parts: int) -> Manifest | None:
+    """The manifest of the run in `directory` if this run may reuse its parts; None (and a
+    log line why) if not."""
     try:
         manifest = read_manifest(directory)
     except (OSError, ValueError) as error:
@@ -86,9 +87,42 @@ def previous_run(directory: Path, model_version: str, k: int, parts: int) -> Pre
     if why:
         log.info("full run: %s", ", ".join(why))
         return None
+    return manifest
+
+
+def previous_run(directory: Path, model_version: str, k: int, parts: int) -> PreviousRun | None:
+    """The run in `directory` with every user's fingerprint, if this run may reuse it."""
+    manifest = reusable_manifest(directory, model_version, k, parts)
+    if manifest is None:
+        return None
     frame = pl.read_parquet(directory / USERS_DIR / "*.parquet").sort("user_id")
     return PreviousRun(
         directory, manifest, frame["user_id"].to_numpy(), frame["fingerprint"].to_numpy()
+    )
+
+
+def merged_part(
+    previous_part: Path, present: pl.Series, changed: pl.Series, fresh: pl.DataFrame | None
+) -> pl.DataFrame:
+    """One part: the previous part's rows of users `present` now and not `changed` (an
+    imploded list), with the `fresh` rows of the rescored users, sorted by user and rank."""
+    frames = [] if fresh is None else [fresh]
+    if previous_part.exists():
+        kept = pl.col("user_id").is_in(present.implode()) & ~pl.col("user_id").is_in(changed)
+        frames.append(pl.read_parquet(previous_part).filter(kept))
+    if not frames:
+        return pl.DataFrame(schema=RECS_SCHEMA)
+    return pl.concat(frames).sort("user_id", "rank")
+
+
+def part_fingerprints(directory: Path, name: str) -> PreviousRun:
+    """One part's users and fingerprints in the run in `directory` (none if absent)."""
+    path = directory / USERS_DIR / name
+    if not path.exists():
+        return PreviousRun(directory, Manifest(), np.empty(0, np.int64), np.empty(0, np.uint64))
+    frame = pl.read_parquet(path).sort("user_id")
+    return PreviousRun(
+        directory, Manifest(), frame["user_id"].to_numpy(), frame["fingerprint"].to_numpy()
     )
 
 
@@ -105,18 +139,14 @@ def merge_parts(
         if not (run / USERS_DIR / name).exists():
             continue  # no user of this part in the ratings now
         present = pl.read_parquet(run / USERS_DIR / name, columns=["user_id"])["user_id"]
-        frames = []
-        if (previous.directory / name).exists():
-            frames.append(
-                pl.read_parquet(previous.directory / name).filter(
-                    pl.col("user_id").is_in(present.implode())
-                    & ~pl.col("user_id").is_in(changed_users)
-                )
-            )
-        if (run / FRESH_DIR / name).exists():
-            frames.append(pl.read_parquet(run / FRESH_DIR / name))
-        rows = pl.concat(frames).sort("user_id", "rank") if frames else None
-        if rows is None or rows.height == 0:
+        fresh = run / FRESH_DIR / name
+        rows = merged_part(
+            previous.directory / name,
+            present,
+            changed_users,
+            pl.read_parquet(fresh) if fresh.exists() else None,
+        )
+        if rows.height == 0:
             continue
         sink = ParquetFileSink(run / name, metadata)
         sink.write(rows)

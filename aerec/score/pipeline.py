@@ -33,6 +33,7 @@ from aerec.score.incremental import (
     fingerprint_rows,
     merge_parts,
     previous_run,
+    reusable_manifest,
     subset,
 )
 from aerec.score.memory import keep_large_buffers_out_of_the_heap
@@ -113,7 +114,7 @@ def score_all(
     With `parts`, `out` is a new directory that receives a partitioned table (part files
     by user bucket, then manifest.json and _SUCCESS); `engine` "ray" scores it on a Ray
     cluster (`ray` options), reading Parquet ratings (a file or a directory of parts).
-    `incremental_from` (a previous partitioned run of the local engine) lets an unchanged
+    `incremental_from` (a previous partitioned run, of either engine) lets an unchanged
     model rescore only the users whose ratings changed (aerec.score.incremental).
     """
     started = time.perf_counter()
@@ -152,6 +153,11 @@ def score_all(
         from aerec.score.ray_engine import score_parts_on_ray
 
         counts = ReadCounts()
+        reuse = Path(incremental_from) if incremental_from is not None else None
+        if reuse is not None and (
+            parts is None or reusable_manifest(reuse, info.version, k, parts) is None
+        ):
+            reuse = None
         manifest = score_parts_on_ray(
             Path(model),
             Path(ratings),
@@ -166,6 +172,7 @@ def score_all(
             counts,
             previous,
             min_rows_fraction,
+            reuse,
         )
         return manifest, counts
 

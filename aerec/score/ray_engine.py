@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,28 @@ import polars as pl
 import pyarrow as pa
 
 from aerec import errors
-from aerec.contracts import DEFAULT_PARTS, PART_FILE, Manifest, user_bucket
+from aerec.contracts import (
+    DEFAULT_PARTS,
+    PART_FILE,
+    RECS_SCHEMA,
+    USERS_DIR,
+    IncrementalRecord,
+    Manifest,
+    user_bucket,
+)
 from aerec.data.readers import canonical_block
 from aerec.errors import AerecError
 from aerec.io.atomic import atomic_path
 from aerec.io.sinks import ParquetFileSink, Written, part_record
+from aerec.score.incremental import (
+    FINGERPRINT_SCHEMA,
+    fingerprint_rows,
+    merged_part,
+    part_fingerprints,
+    subset,
+)
 from aerec.score.memory import keep_large_buffers_out_of_the_heap
-from aerec.score.publish import Finish, seal_parts, stamped, table_metadata
+from aerec.score.publish import Finish, read_manifest, seal_parts, stamped, table_metadata
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, build_user_vectors
 
@@ -72,32 +88,50 @@ class PartScorer:
         directory: str,
         metadata: dict[str, str],
         source: str,
+        previous: str | None = None,
     ) -> None:
         keep_large_buffers_out_of_the_heap()
         self.scorer = BatchScorer(model, device, threads)
         self.k, self.batch_size, self.source = k, batch_size, source
         self.directory, self.metadata = Path(directory), metadata
+        self.previous = Path(previous) if previous else None  # a run whose parts to reuse
 
     def __call__(self, group: pa.Table) -> dict[str, Any]:
         frame = pl.from_arrow(group)
         assert isinstance(frame, pl.DataFrame)
-        bucket = int(frame[BUCKET][0])
+        name = PART_FILE.format(bucket=int(frame[BUCKET][0]))
         frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
         vectors = build_user_vectors(frame, self.scorer.info.items, self.source)
         record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
+        scored = vectors
         if len(vectors.users):
-            rows = score_users(self.scorer, vectors, self.batch_size, self.k)
-            record = self._write(PART_FILE.format(bucket=bucket), rows)
-        record.update(asdict(ReadCounts.of(vectors)))
-        return {name: [value] for name, value in record.items()}
+            prints = fingerprint_rows(vectors)
+            _write(self.directory / USERS_DIR / name, prints, {}, FINGERPRINT_SCHEMA)
+            if self.previous is not None:
+                before = part_fingerprints(self.previous, name)
+                scored = subset(
+                    vectors, before.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
+                )
+            rows = score_users(self.scorer, scored, self.batch_size, self.k)
+            if self.previous is not None:
+                changed = pl.Series("user_id", scored.users.ids, dtype=pl.Int64).implode()
+                present = pl.Series("user_id", vectors.users.ids, dtype=pl.Int64)
+                rows = merged_part(self.previous / name, present, changed, rows)
+            if rows.height:
+                path = self.directory / name
+                record = dict(part_record(path, _write(path, rows, self.metadata, RECS_SCHEMA)))
+        record.update(asdict(ReadCounts.of(vectors)), rescored_users=len(scored.users))
+        return {key: [value] for key, value in record.items()}
 
-    def _write(self, name: str, rows: pl.DataFrame) -> dict[str, Any]:
-        path = self.directory / name
-        with atomic_path(path) as temporary:
-            sink = ParquetFileSink(temporary, self.metadata)
-            sink.write(rows)
-            written = sink.close()
-        return dict(part_record(path, written))
+
+def _write(
+    path: Path, rows: pl.DataFrame, metadata: dict[str, str], schema: Mapping[str, pl.DataType]
+) -> Written:
+    """One Parquet file written atomically (a retried task rewrites it whole)."""
+    with atomic_path(path) as temporary:
+        sink = ParquetFileSink(temporary, metadata, schema=schema)
+        sink.write(rows)
+        return sink.close()
 
 
 _RAISED_IN_TASK = re.compile(r"aerec\.errors\.(\w+): (.+)")
@@ -157,11 +191,13 @@ def score_parts_on_ray(
     counts: ReadCounts,
     previous: Path | None,
     min_rows_fraction: float,
+    reuse: Path | None = None,
 ) -> Manifest:
     """Score `ratings` (a Parquet file or a directory of parts) into `directory`'s parts,
     then seal them with the manifest (the publish gates run first). `parts` None: one part
     per RATINGS_PER_PART ratings, at least DEFAULT_PARTS, so a task's memory stays the same
-    however many users there are."""
+    however many users there are. With `reuse` (a reusable earlier run of the same model
+    and partitioning) each actor rescores only its part's new or changed users."""
     import ray
     import ray.data
 
@@ -202,6 +238,7 @@ def score_parts_on_ray(
                     "directory": str(directory),
                     "metadata": table_metadata(run),
                     "source": str(ratings),
+                    "previous": str(reuse) if reuse is not None else None,
                 },
                 compute=ray.data.ActorPoolStrategy(size=size),
                 num_cpus=options.num_cpus,
@@ -217,8 +254,14 @@ def score_parts_on_ray(
     finally:
         if started:
             ray.shutdown()
-    for stray in directory.glob(".*.tmp"):  # left by a worker killed while writing
-        stray.unlink()
+    for stray in [*directory.glob(".*.tmp"), *directory.glob(f"{USERS_DIR}/.*.tmp")]:
+        stray.unlink()  # left by a worker killed while writing
+    if reuse is not None:
+        rescored = sum(int(record["rescored_users"]) for record in records)
+        run["incremental"] = IncrementalRecord(
+            from_run=read_manifest(reuse).get("run", reuse.name), rescored_users=rescored
+        )
+        log.info("incremental run: %d users rescored, the rest reused", rescored)
     return seal_parts(
         directory, _written(records, counts), parts, run, after, previous, min_rows_fraction
     )

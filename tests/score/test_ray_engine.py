@@ -184,3 +184,37 @@ def test_a_failed_ray_run_leaves_the_published_dataset(
     assert after == before
     assert os.readlink(out / "current") == f"runs/{first['run']}"
     assert_partitioned_contract(out / "current", dict(first))
+
+
+def test_an_incremental_ray_run_rescores_only_changed_users(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from test_incremental import changed_ratings
+
+    out = tmp_path / "recs"
+    first = score_dataset(
+        tiny_model,
+        as_parquet(tiny_data[0], tmp_path / "before.parquet"),
+        out,
+        device="cpu",
+        parts=4,
+        engine="ray",
+        ray=ONE_ACTOR,
+        incremental=True,
+    )
+    assert "incremental" not in first  # nothing was published: a full run
+    changed_csv, changed = changed_ratings(tiny_data[0], tmp_path / "changed.csv")
+    second = score_dataset(
+        tiny_model,
+        as_parquet(changed_csv, tmp_path / "after.parquet"),
+        out,
+        device="cpu",
+        engine="ray",
+        ray=ONE_ACTOR,
+        incremental=True,
+    )
+    assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
+    full = tmp_path / "full.parquet"
+    score_all(tiny_model, changed_csv, full, device="cpu")
+    assert_same_rows(full, out / "current")
+    assert_partitioned_contract(out / "current", dict(second))
