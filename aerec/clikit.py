@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 from tqdm import tqdm
@@ -26,7 +26,9 @@ from aerec.contracts import (
     MIN_ROWS_FRACTION,
 )
 from aerec.errors import AerecError, InputError, Terminated
-from aerec.score.ray_engine import RayOptions
+
+if TYPE_CHECKING:  # imported when used: every command would load the scoring stack
+    from aerec.score.ray_engine import RayOptions
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
@@ -131,6 +133,8 @@ def ray_options(
     if engine != "ray":
         return None
     require("ray", "ray")
+    from aerec.score.ray_engine import RayOptions
+
     return RayOptions(ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
 
 
