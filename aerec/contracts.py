@@ -60,6 +60,7 @@ MODEL_META = {
     "aerec_version": "aerec.version",
     "input_format": "aerec.input_format",
     "score": "aerec.score",
+    "precision": "aerec.precision",  # fp32 (absent in older files) or int8
 }
 # What a recs row's `score` is, by the model's kind (MODEL_META/RECS_META "score").
 SCORE_MEANINGS = {

@@ -4,7 +4,8 @@
 
 Prints Markdown tables (quoted in README) and writes bench/out/quality.json. Every figure
 comes from train sides only: early stopping and baseline tuning use a validation slice
-carved from train; test ratings are only ever targets.
+carved from train, then each model and tuned baseline is refit on the whole train side
+(as train-model does); test ratings are only ever targets.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from typing import Any
 from aerec.data.split import load_split
 from aerec.train.baselines import Biases
 from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
-from aerec.train.pipeline import build_for_preset, eval_data
+from aerec.train.pipeline import eval_data, fit_then_refit
 from aerec.train.presets import PRESETS
 
 OUT = Path(__file__).resolve().parent / "out"
 RANKING_PRESETS = ("default", "autorec-item", "seed-ml1m", "seed-latest", "deeprec")
+RANKING_SEEDS = 3
+UT = "user-temporal:0.2"
+COMPARED = ("ndcg@10", "recall@10", "coverage@10")
 
 
 def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = False) -> dict:
@@ -33,8 +37,7 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
     split = load_split(ratings, spec, seed)
     chosen = PRESETS[preset]
     data, _ = eval_data(split, seed, chosen.validation_fraction)
-    model = build_for_preset(chosen, data.fit)
-    fitted = model.fit(data.fit, data.validation, replace(chosen.train, seed=seed), "cpu")
+    model, fitted, _ = fit_then_refit(chosen, data, replace(chosen.train, seed=seed), "cpu")
     report = {
         "test": evaluate_model(model, data),
         "seconds_per_epoch": statistics.mean(h["seconds"] for h in fitted.history),
@@ -43,7 +46,7 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
         "validation": fitted.validation,
     }
     if baselines:
-        report["baselines"] = evaluate_baselines(data)
+        report["baselines"] = evaluate_baselines(data, liked_ease=True)
     else:
         report["biases"] = rating_block(
             data, Biases.fit(data.train).predict_entries(data.test), Biases.fit(data.train)
@@ -53,6 +56,31 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def print_against_ease(against: dict[str, list[dict]]) -> None:
+    """Per data set and seed: default and EASE side by side, then mean and spread."""
+    header = " | ".join(f"`default` {m} | EASE {m}" for m in COMPARED)
+    print(f"| data | seed | {header} | NDCG ratio | EASE, liked target: NDCG@10 |")
+    print("| --- " * (4 + 2 * len(COMPARED)) + "|")
+    for name, runs in against.items():
+        pairs = [(r["test"], r["baselines"]["ease"]) for r in runs]
+        for seed, (model, ease) in enumerate(pairs):
+            cells = " | ".join(f"{fmt(model[m])} | {fmt(ease[m])}" for m in COMPARED)
+            liked = runs[seed]["baselines"]["ease_liked_target"]["ndcg@10"]
+            ratio = model["ndcg@10"] / ease["ndcg@10"]
+            print(f"| {name} | {seed} | {cells} | {ratio:.3f} | {fmt(liked)} |")
+        means = " | ".join(
+            f"{mean_spread([p[0][m] for p in pairs])} | {mean_spread([p[1][m] for p in pairs])}"
+            for m in COMPARED
+        )
+        ratios = [p[0]["ndcg@10"] / p[1]["ndcg@10"] for p in pairs]
+        liked = mean_spread([r["baselines"]["ease_liked_target"]["ndcg@10"] for r in runs])
+        print(f"| {name} | mean ± std | {means} | {mean_spread(ratios)} | {liked} |")
+
+
+def mean_spread(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main() -> None:
@@ -91,7 +119,21 @@ def main() -> None:
     ease = baselines["ease"]["ndcg@10"]
     print(f"\ndefault NDCG@10 / EASE NDCG@10 = {u1_runs['default']['test']['ndcg@10'] / ease:.3f}")
 
-    # 2. ML-100K five folds: autorec-item RMSE and the bias baseline.
+    # 2. `default` against the same run's EASE over seeds, on two protocols.
+    ranking_sets = {"ML-100K u1": (ml100k, u1), "ml-latest-small user-temporal:0.2": (latest, UT)}
+    against: dict[str, list[dict]] = {}
+    for name, (ratings, spec) in ranking_sets.items():
+        against[name] = [
+            u1_runs["default"]
+            if (spec, seed) == (u1, 0)
+            else run(ratings, spec, "default", seed=seed, baselines=True)
+            for seed in range(RANKING_SEEDS)
+        ]
+    results["default_against_ease"] = against
+    print(f"\n### `default` against the same run's EASE, seeds 0..{RANKING_SEEDS - 1}\n")
+    print_against_ease(against)
+
+    # 3. ML-100K five folds: autorec-item RMSE and the bias baseline.
     folds = {
         f"u{n}": run(ml100k, f"files:u{n}.base,u{n}.test", "autorec-item") for n in range(1, 6)
     }
@@ -112,7 +154,7 @@ def main() -> None:
         + f" | {fmt(statistics.mean(bias_rmse), 4)} |"
     )
 
-    # 3. ml-latest-small temporal:0.98 over seeds (188 test ratings).
+    # 4. ml-latest-small temporal:0.98 over seeds (188 test ratings).
     spreads = [run(latest, "temporal:0.98", "autorec-item", seed=s) for s in range(args.seeds)]
     results["latest_small_temporal"] = spreads
     values = [r["test"]["rmse"] for r in spreads]
@@ -124,7 +166,7 @@ def main() -> None:
         f"biases {bias:.3f}"
     )
 
-    # 4. Seconds per epoch on this machine.
+    # 5. Seconds per epoch on this machine.
     latest_default = run(latest, "temporal:0.98", "default")
     print("\n### Seconds per epoch (CPU)\n")
     print("| data | `default` | `autorec-item` |")

@@ -1,7 +1,7 @@
 """score-all speed and memory, against the hardware limit measured in the same run.
 
     .venv/bin/python bench/score.py [--data ../shared/data] [--chunk-rows N]
-        [--only ml100k|synthetic|scaling|profile]
+        [--only ml100k|synthetic|scaling|profile|precision]
 
 - limit: users/s of the decoder's dense product alone, numpy float32
   [batch, hidden] @ [hidden, n_items], best of 20 before and 20 after the children, in
@@ -13,7 +13,11 @@
   rows written with the same Parquet sink score-all uses;
 - scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
   each: peak RSS and seconds of each, their ratios, and the RSS sampled every second;
-- profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op.
+- profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op;
+- precision: `export-onnx --precision int8` against fp32: NDCG@10 on ML-100K u1.test of the
+  default model trained on u1.base, each graph's top 10 through the same metric code, and
+  the share of each user's top 10 the two graphs agree on; the synthetic run also scores
+  with the int8 graph (its users/s over the same float32 limit).
 
 ML-100K uses a model trained for real; the synthetic files use untrained default-preset
 models of their shape (timing does not depend on the weights).
@@ -202,7 +206,8 @@ def prepare_ml100k(data: Path, work: Path) -> tuple[Path, Path, Path]:
 
 
 def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[Path, Path, Path]:
-    """A synthetic ratings file and an untrained default-shaped model over its items."""
+    """A synthetic ratings file and an untrained default-shaped model over its items
+    (exported in float32, and in int8 beside it as NAME-int8.onnx)."""
     import polars as pl
 
     from aerec.data.idmap import IdMap
@@ -221,7 +226,48 @@ def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[P
     checkpoint = work / f"{name}-checkpoint"
     save_checkpoint(checkpoint, model, item_map, {"preset": "default (untrained)"}, {}, "epoch\n")
     export_onnx(checkpoint, work / f"{name}.onnx", k=10)
+    export_onnx(checkpoint, work / f"{name}-int8.onnx", k=10, precision="int8")
     return ratings, checkpoint, work / f"{name}.onnx"
+
+
+def precision_quality(data: Path, work: Path) -> dict:
+    """NDCG@10 on ML-100K u1.test of the default model's fp32 and int8 graphs, and how
+    much of each user's top 10 they share."""
+    import onnxruntime as ort
+
+    from aerec.data.split import load_split
+    from aerec.export.onnx_export import export_onnx
+    from aerec.score.batch import UserBatch, graph_feed
+    from aerec.train.pipeline import eval_data, train_model
+
+    ratings, spec = data / "ml-100k" / "u.data", "files:u1.base,u1.test"
+    checkpoint = work / "u1-checkpoint"
+    train_model(ratings, checkpoint, split=spec, device="cpu", baselines=False)
+    split, item_map = eval_data(load_split(ratings, spec, 0), 0)
+    results: dict[str, Any] = {}
+    tops: dict[str, np.ndarray] = {}
+    for precision in ("fp32", "int8"):
+        model = work / f"u1-{precision}.onnx"
+        export_onnx(checkpoint, model, k=10, precision=precision)
+        session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+        def block(rows: np.ndarray, session: ort.InferenceSession = session) -> np.ndarray:
+            """The graph's top 10 as dense scores: 10 - rank there, -inf elsewhere."""
+            batch = UserBatch(rows.astype(np.int64), split.train.take(rows))
+            _, items = session.run(["scores", "items"], graph_feed(batch))
+            columns = item_map.index(items.ravel()).reshape(items.shape)
+            dense = np.full((len(rows), split.train.n_cols), -np.inf)
+            np.put_along_axis(dense, columns, np.arange(10, 0, -1, dtype=np.float64), axis=1)
+            return dense
+
+        metrics = split.ranking(block, 10)
+        users = np.flatnonzero(split.train.row_counts())
+        tops[precision] = np.argsort(-block(users), axis=1)[:, :10]
+        results[precision] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"]}
+    shared = [len(set(a) & set(b)) / 10 for a, b in zip(tops["fp32"], tops["int8"], strict=True)]
+    results["top10_overlap"] = float(np.mean(shared))
+    results["ndcg_ratio"] = results["int8"]["ndcg@10"] / results["fp32"]["ndcg@10"]
+    return results
 
 
 def compare_with_dense(checkpoint: Path, ratings: Path, recs: Path) -> dict:
@@ -303,7 +349,9 @@ def main() -> None:
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--only", choices=["ml100k", "synthetic", "scaling", "profile"])
+    parser.add_argument(
+        "--only", choices=["ml100k", "synthetic", "scaling", "profile", "precision"]
+    )
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="score-all's chunk")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,8 +383,20 @@ def main() -> None:
             f"{unchanged['max_score_difference']:.1e}"
         )
     if args.only in (None, "synthetic"):
-        results["synthetic ML-25M shape"] = bench(
-            "synthetic", *prepare_synthetic(work, *ML25M_SHAPE), args.batch_size, args.chunk_rows
+        ratings, checkpoint, model = prepare_synthetic(work, *ML25M_SHAPE)
+        synthetic = bench("synthetic", ratings, checkpoint, model, args.batch_size, args.chunk_rows)
+        results["synthetic ML-25M shape"] = synthetic
+        int8 = model.with_name(model.stem + "-int8.onnx")
+        out = str(OUT / "synthetic-int8-recs" / "recs.parquet")
+        quantized = in_child(
+            "score", str(int8), str(ratings), out, str(args.batch_size), "1", str(args.chunk_rows)
+        )
+        synthetic["int8"] = quantized
+        users_per_s = quantized["users"] / quantized["seconds"]
+        print(
+            f"synthetic ML-25M shape, int8 graph: {quantized['seconds']:.1f} s, "
+            f"{users_per_s:,.0f} users/s = {users_per_s / synthetic['limit_users_per_s']:.2f} "
+            f"of the float32 limit, peak RSS {quantized['peak_rss_gb']:.2f} GB"
         )
     print(
         "| data | users | score-all s | users/s | limit users/s | ratio | peak RSS GB | "
@@ -364,6 +424,13 @@ def main() -> None:
         print(
             f"scaling: {scale['users_ratio']:.0f}x users -> {scale['seconds_ratio']:.2f}x "
             f"seconds, {scale['rss_ratio']:.2f}x peak RSS"
+        )
+    if args.only in (None, "precision"):
+        results["precision"] = quality = precision_quality(args.data, work)
+        print(
+            f"ML-100K u1, default model: NDCG@10 fp32 {quality['fp32']['ndcg@10']:.4f}, int8 "
+            f"{quality['int8']['ndcg@10']:.4f} ({quality['ndcg_ratio']:.4f} of fp32); top-10 "
+            f"overlap {quality['top10_overlap']:.3f}"
         )
     if args.only in (None, "profile"):
         _, _, model = prepare_synthetic(work, *ML25M_SHAPE)

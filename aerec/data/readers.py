@@ -10,10 +10,12 @@ The layout is detected from the file itself, not from its name:
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -29,6 +31,7 @@ from aerec.errors import InputError, file_error
 log = logging.getLogger(__name__)
 
 _REQUIRED = ("user_id", "item_id", "rating")
+SAMPLE_BYTES = 1 << 20  # read first, to size the blocks of about chunk_rows lines
 _LATEST_HEADER = {
     "userId": "user_id",
     "movieId": "item_id",
@@ -82,11 +85,24 @@ def detect_layout(path: Path) -> Layout:
     raise file_error(path, f"unrecognised ratings layout in first line: {line[:60]!r}", 1)
 
 
-def _scan(path: Path, layout: Layout, as_text: bool) -> pl.LazyFrame:
-    """A lazy frame of the file's raw columns, renamed to canonical names."""
+@dataclass(frozen=True)
+class TextFormat:
+    """How a text layout is parsed: read_csv/scan_csv options, and the selection that
+    renames the raw columns to canonical names."""
+
+    options: dict[str, Any]
+    columns: list[pl.Expr]
+
+    def scan(self, path: Path) -> pl.LazyFrame:
+        return pl.scan_csv(path, **self.options).select(self.columns)
+
+    def parse(self, text: bytes) -> pl.DataFrame:
+        """Parse whole lines of the file (its header line first, where it has one)."""
+        return pl.read_csv(io.BytesIO(text), **self.options).select(self.columns)
+
+
+def _text_format(path: Path, layout: Layout, as_text: bool) -> TextFormat:
     text = pl.String()
-    if layout.name == "parquet":
-        return pl.scan_parquet(path)
     if layout.name in ("tab", "dat"):
         # '::' is two one-byte separators with an empty field between them.
         sep, step = ("\t", 1) if layout.name == "tab" else (":", 2)
@@ -95,23 +111,54 @@ def _scan(path: Path, layout: Layout, as_text: bool) -> pl.LazyFrame:
         types = {
             n: (text if as_text else RATINGS_SCHEMA[keep[n]]) if n in keep else text for n in names
         }
-        frame = pl.scan_csv(
-            path,
-            separator=sep,
-            has_header=False,
-            schema=types,
-            truncate_ragged_lines=True,
-            quote_char=None,
-        )
-        return frame.select([pl.col(n).alias(c) for n, c in keep.items()])
+        options = {
+            "separator": sep,
+            "has_header": False,
+            "schema": types,
+            "truncate_ragged_lines": True,
+            "quote_char": None,
+        }
+        return TextFormat(options, [pl.col(n).alias(c) for n, c in keep.items()])
     header = pl.read_csv(path, n_rows=0).columns
     rename = _LATEST_HEADER if layout.name == "csv-latest" else {c: c for c in RATINGS_SCHEMA}
     missing = [c for c, canon in rename.items() if canon in _REQUIRED and c not in header]
     if missing:
         raise file_error(path, f"missing column(s) {', '.join(missing)} in header {header}", 1)
     overrides = {c: (text if as_text else RATINGS_SCHEMA[rename[c]]) for c in header if c in rename}
-    frame = pl.scan_csv(path, schema_overrides=overrides, infer_schema=False)
-    return frame.select([pl.col(c).alias(rename[c]) for c in header if c in rename])
+    options = {"schema_overrides": overrides, "infer_schema": False}
+    return TextFormat(options, [pl.col(c).alias(rename[c]) for c in header if c in rename])
+
+
+def _scan(path: Path, layout: Layout, as_text: bool) -> pl.LazyFrame:
+    """A lazy frame of the file's raw columns, renamed to canonical names."""
+    if layout.name == "parquet":
+        return pl.scan_parquet(path)
+    return _text_format(path, layout, as_text).scan(path)
+
+
+def _line_blocks(path: Path, layout: Layout, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """The text file's raw columns in blocks of about `chunk_rows` whole lines.
+
+    The file is read a block of bytes at a time and each block parsed on its own, so
+    memory holds one block: Polars' streaming CSV scan reads ahead of a slower consumer
+    and held several hundred MB more while a long file was scored.
+    """
+    parse = _text_format(path, layout, as_text=False).parse
+    with path.open("rb") as source:
+        header = source.readline() if layout.has_header else b""
+        sample = source.read(SAMPLE_BYTES)
+        line_bytes = max(1, len(sample) // max(1, sample.count(b"\n")))
+        block_bytes = chunk_rows * line_bytes
+        pending = sample
+        while True:
+            more = source.read(block_bytes)
+            data = pending + more
+            end = data.rfind(b"\n") + 1 if more else len(data)
+            if end:
+                yield parse(header + data[:end])
+            pending = data[end:]
+            if not more and not pending:
+                return
 
 
 def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
@@ -169,7 +216,12 @@ def read_rating_chunks(path: str | Path, chunk_rows: int = 1_000_000) -> Iterato
     layout = detect_layout(path)
     first_row = 0
     try:
-        for chunk in _scan(path, layout, as_text=False).collect_batches(chunk_size=chunk_rows):
+        chunks: Iterable[pl.DataFrame]
+        if layout.name == "parquet":
+            chunks = _scan(path, layout, as_text=False).collect_batches(chunk_size=chunk_rows)
+        else:
+            chunks = _line_blocks(path, layout, chunk_rows)
+        for chunk in chunks:
             yield _canonical(path, layout, chunk, first_row)
             first_row += chunk.height
     except pl.exceptions.PolarsError as error:

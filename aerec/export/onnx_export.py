@@ -25,6 +25,7 @@ from aerec.contracts import (
 from aerec.data.csr import CsrMatrix
 from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
+from aerec.export.quantize import PRECISIONS, quantize_int8
 from aerec.io.atomic import atomic_path
 from aerec.io.outputs import check_output_file
 from aerec.score.batch import UserBatch, graph_feed
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # ONNX Runtime 1.20+ implements opset 21; 18 is well inside what every supported ORT runs.
 OPSET = 18
+# An int8 graph's top k must share this much with the float32 network's on the check batch.
+MIN_INT8_OVERLAP = 0.9
 
 
 def _example_batch(n_items: int, batch: int, seed: int) -> UserBatch:
@@ -83,15 +86,23 @@ def dense_reference(graph: ScoringGraph, ratings: np.ndarray) -> tuple[np.ndarra
     return scores.numpy(), graph.item_ids[index].numpy()
 
 
-def verify_against_torch(path: Path, graph: ScoringGraph, n_items: int, seed: int = 0) -> None:
+def verify_against_torch(
+    path: Path, graph: ScoringGraph, n_items: int, seed: int = 0, precision: str = "fp32"
+) -> None:
     """onnx.checker on the file, then ORT on a seeded batch of entries must agree with the
-    network's dense forward pass in torch (so the sparse first layer is checked too)."""
+    network's dense forward pass in torch (so the sparse first layer is checked too): to
+    float32 rounding, or for an int8 graph, in MIN_INT8_OVERLAP of each top k."""
     onnx.checker.check_model(str(path), full_check=True)
     batch = _example_batch(n_items, 8, seed)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     scores, items = session.run(list(GRAPH_OUTPUTS), graph_feed(batch))
     dense = batch.ratings.densify(np.arange(batch.ratings.n_rows))
     want_scores, want_items = dense_reference(graph, dense)
+    if precision == "int8":
+        shared = [len(set(a) & set(b)) / len(a) for a, b in zip(items, want_items, strict=True)]
+        if np.mean(shared) < MIN_INT8_OVERLAP:
+            raise AssertionError(f"int8 top-{graph.k} overlap {np.mean(shared):.3f}")
+        return
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
     # Items must agree wherever the score is not tied with a neighbour.
     with np.errstate(invalid="ignore"):  # -inf minus -inf where k reaches rated items
@@ -120,8 +131,15 @@ def _name_item_table(proto: onnx.ModelProto, item_ids: np.ndarray) -> None:
         node.input[:] = [GRAPH_ITEM_TABLE if name == old else name for name in node.input]
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[str, str]:
-    """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata."""
+def export_onnx(
+    checkpoint: str | Path, out: str | Path, k: int = 10, precision: str = "fp32"
+) -> dict[str, str]:
+    """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata.
+
+    `precision` "int8" stores the dense layers' weights as int8 (aerec.export.quantize).
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     check_output_file(out)
     loaded = load_checkpoint(checkpoint)
     try:
@@ -135,6 +153,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
     with atomic_path(out) as temporary:
         _trace(graph, n_items, temporary)
         proto = onnx.load(str(temporary))
+        _name_item_table(proto, loaded.items.ids)
+        if precision == "int8":
+            proto = quantize_int8(proto)
         version = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
         metadata = {
             MODEL_META["version"]: version,
@@ -146,15 +167,22 @@ def export_onnx(checkpoint: str | Path, out: str | Path, k: int = 10) -> dict[st
             MODEL_META["aerec_version"]: __version__,
             MODEL_META["input_format"]: INPUT_FORMAT,
             MODEL_META["score"]: "rating" if loaded.model.predicts_ratings else "logit",
+            MODEL_META["precision"]: precision,
         }
-        _name_item_table(proto, loaded.items.ids)
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"
         onnx.save(proto, str(temporary))
         try:
-            verify_against_torch(temporary, graph, n_items)
+            verify_against_torch(temporary, graph, n_items, precision=precision)
         except (AssertionError, onnx.checker.ValidationError) as error:
             detail = " ".join(str(error).split())[:300]
             raise AerecError(f"{out}: verification failed, nothing written ({detail})") from None
-    log.info("wrote %s: %d items, k=%d, model version %s", out, n_items, graph.k, version[:12])
+    log.info(
+        "wrote %s: %d items, k=%d, %s, model version %s",
+        out,
+        n_items,
+        graph.k,
+        precision,
+        version[:12],
+    )
     return metadata

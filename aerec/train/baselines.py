@@ -67,12 +67,15 @@ def popularity_block(train: CsrMatrix) -> ScoreBlock:
     return lambda rows: np.broadcast_to(counts, (len(rows), train.n_cols))
 
 
-def gram_matrix(train: CsrMatrix) -> np.ndarray:
-    """X^T X of the binary rated-or-not matrix, accumulated over user blocks."""
+def gram_matrix(train: CsrMatrix, liked_from: float | None = None) -> np.ndarray:
+    """X^T X of the binary rated-or-not matrix X, accumulated over user blocks; with
+    `liked_from`, X^T L where L marks the ratings of at least that value."""
     gram = np.zeros((train.n_cols, train.n_cols), dtype=np.float64)
     for rows in batches(np.arange(train.n_rows), 2048):
-        block = (train.densify(rows) != 0).astype(np.float64)
-        gram += block.T @ block
+        ratings = train.densify(rows)
+        block = (ratings != 0).astype(np.float64)
+        right = block if liked_from is None else (ratings >= liked_from).astype(np.float64)
+        gram += block.T @ right
     return gram
 
 
@@ -103,5 +106,20 @@ def ease_block(
     gram[np.diag_indices_from(gram)] += regularisation
     precision = np.linalg.inv(gram)
     weights = -precision / np.diag(precision)
+    np.fill_diagonal(weights, 0.0)
+    return binary_block(train, weights)
+
+
+def liked_ease_block(
+    train: CsrMatrix, regularisation: float, liked_from: float, gram: np.ndarray | None = None
+) -> ScoreBlock:
+    """EASE regressing the liked set (ratings >= liked_from) on the rated set: B minimises
+    |L - XB|^2 + lambda |B|^2 with diag(B) = 0, i.e. B = B0 - P diagMat(diag(B0) / diag(P)),
+    B0 = P X^T L. The linear model given the signal of the down-weighted likelihood."""
+    gram = (gram_matrix(train) if gram is None else gram).copy()
+    gram[np.diag_indices_from(gram)] += regularisation
+    precision = np.linalg.inv(gram)
+    weights = precision @ gram_matrix(train, liked_from)
+    weights -= precision * (np.diag(weights) / np.diag(precision))[None, :]
     np.fill_diagonal(weights, 0.0)
     return binary_block(train, weights)

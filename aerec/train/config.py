@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aerec.train.metrics import POSITIVE
+
 ACTIVATION_NAMES = ("relu", "selu", "elu", "sigmoid", "tanh", "identity")
 LIKELIHOODS = ("mse", "multinomial")
 
@@ -17,6 +19,9 @@ class ModelConfig:
     L2-normalised set of rated items and outputs logits over all items.
     item_based models read one item's ratings by all users (I-AutoRec) and cannot score
     user vectors.
+    In the multinomial likelihood a rated item counts with weight 1 from positive_rating
+    up and below_positive_weight under it (1: every rated item alike, as in Mult-DAE);
+    the input is the rated set either way.
     """
 
     n_items: int  # width of the input vector (users, for an item-based model)
@@ -29,6 +34,8 @@ class ModelConfig:
     tied: bool = False
     likelihood: str = "mse"
     item_based: bool = False
+    below_positive_weight: float = 1.0
+    positive_rating: float = POSITIVE  # the data's positive threshold (positive_threshold)
 
     def __post_init__(self) -> None:
         if not _is_count(self.n_items):
@@ -41,6 +48,14 @@ class ModelConfig:
         ):
             if not isinstance(value, int | float) or not 0 <= value < 1:
                 raise ValueError(f"{name} {value!r}: expected a number in [0, 1)")
+        if not isinstance(self.below_positive_weight, int | float) or not (
+            0 <= self.below_positive_weight <= 1
+        ):
+            raise ValueError(
+                f"below_positive_weight {self.below_positive_weight!r}: expected a number in [0, 1]"
+            )
+        if not isinstance(self.positive_rating, int | float) or not 0 < self.positive_rating < 1e6:
+            raise ValueError(f"positive_rating {self.positive_rating!r}: expected a number > 0")
         if not isinstance(self.input_noise, int | float) or not 0 <= self.input_noise < 1e6:
             raise ValueError(f"input_noise {self.input_noise!r}: expected a number >= 0")
         for name in (self.activation, self.output_activation):

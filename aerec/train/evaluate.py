@@ -21,6 +21,7 @@ from aerec.train.baselines import (
     ease_block,
     gram_matrix,
     item_knn_block,
+    liked_ease_block,
     popularity_block,
 )
 from aerec.train.metrics import (
@@ -151,8 +152,11 @@ def _tuned(
     return best, build(data.train, best)
 
 
-def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float | None]]:
-    """Global mean, biases, popularity, item-kNN and EASE on the same split."""
+def evaluate_baselines(
+    data: EvalData, k: int = 10, liked_ease: bool = False
+) -> dict[str, dict[str, float | None]]:
+    """Global mean, biases, popularity, item-kNN and EASE on the same split; with
+    `liked_ease`, also EASE regressing the liked set on the rated set."""
     biases = Biases.fit(data.train)
     mean = Biases(biases.mean, np.zeros_like(biases.user), np.zeros_like(biases.item))
     results: dict[str, dict[str, float | None]] = {}
@@ -167,10 +171,21 @@ def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float
             MAX_ITEMS_FOR_ITEM_ITEM,
         )
         return results
-    for name, build, grid in (
+    tuned: list[tuple[str, BuildBlock, Sequence[float]]] = [
         ("item_knn", lambda t, v, gram=None: item_knn_block(t, int(v), gram), KNN_NEIGHBOURS),
         ("ease", lambda t, v, gram=None: ease_block(t, v, gram), EASE_REGULARISATION),
-    ):
+    ]
+    if liked_ease:
+        tuned.append(
+            (
+                "ease_liked_target",
+                lambda t, v, gram=None: liked_ease_block(
+                    t, v, positive_threshold(float(t.data.max())), gram
+                ),
+                EASE_REGULARISATION,
+            )
+        )
+    for name, build, grid in tuned:
         chosen, block = _tuned(name, build, grid, data, k)
         results[name] = {
             **NO_RATINGS,

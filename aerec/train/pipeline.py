@@ -22,14 +22,16 @@ from aerec.data.split import NO_SPLIT, Split, load_split, split_frame
 from aerec.errors import InputError
 from aerec.io.outputs import check_output_dir
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
+from aerec.train.config import TrainConfig
 from aerec.train.evaluate import (
     EvalData,
     evaluate_baselines,
     evaluate_model,
     leaky_seed_topk_accuracy,
 )
+from aerec.train.metrics import positive_threshold
 from aerec.train.presets import PRESETS, Preset
-from aerec.train.recommender import Recommender, kind_of
+from aerec.train.recommender import FitRecord, Recommender, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,33 @@ def _scale(split: Split) -> tuple[float, float]:
 
 
 def build_for_preset(preset: Preset, fit: CsrMatrix) -> Recommender:
-    """An untrained model of the preset's kind, as wide as the rows it will read."""
+    """An untrained model of the preset's kind, as wide as the rows it will read, with the
+    positive threshold of the ratings in `fit`."""
     kind = kind_of(str(preset.model.get("likelihood", "mse")), bool(preset.model.get("item_based")))
-    return kind(preset.model_config(kind.oriented(fit).n_cols), preset.members)
+    config = preset.model_config(
+        kind.oriented(fit).n_cols, positive_threshold(float(fit.data.max()))
+    )
+    return kind(config, preset.members)
+
+
+def fit_then_refit(
+    preset: Preset,
+    data: EvalData,
+    train: TrainConfig,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> tuple[Recommender, FitRecord, list[dict[str, float]]]:
+    """Choose the epochs on the validation slice (train on `fit`, score `validation`),
+    then train a fresh model on the whole train side for those epochs: the model returned
+    has seen every training rating, as the refitted baselines have. Returns it, the
+    validation record and the refit's history."""
+    chosen = build_for_preset(preset, data.fit)
+    fitted = chosen.fit(data.fit, data.validation, train, device, progress)
+    epochs = fitted.validation["best_epoch"]
+    log.info("refitting on all %d training ratings for the kept epochs %s", data.train.nnz, epochs)
+    model = build_for_preset(preset, data.train)
+    rows = model.refit(data.train, train, epochs, device, progress)
+    return model, fitted, rows
 
 
 def evaluate_all(
@@ -112,20 +138,15 @@ def train_model(
     )
     data, items = eval_data(data_split, seed, chosen.validation_fraction)
     train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
-    model = build_for_preset(chosen, data.fit)
-    fitted = model.fit(data.fit, data.validation, train_config, device, progress)
-    rows = fitted.history
+    model, fitted, refit_rows = fit_then_refit(chosen, data, train_config, device, progress)
+    refit = {"ratings": data.train.nnz, "epochs": fitted.validation["best_epoch"]}
     if split == NO_SPLIT:
-        epochs_kept = fitted.validation["best_epoch"]
-        log.info("refitting on all %d ratings for the kept epochs %s", data.train.nnz, epochs_kept)
-        model = build_for_preset(chosen, data.train)
-        rows = model.refit(data.train, train_config, epochs_kept, device, progress)
-        metrics: Metrics = {
-            "split": data_split.stats(),
-            "refit": {"ratings": data.train.nnz, "epochs": epochs_kept},
-        }
+        rows = refit_rows
+        metrics: Metrics = {"split": data_split.stats(), "refit": refit}
     else:
+        rows = fitted.history
         metrics = evaluate_all(model, data, data_split, baselines=baselines)
+        metrics["refit"] = refit
     metrics["validation"] = fitted.validation
     history = io.StringIO()
     pl.DataFrame(rows).write_csv(history)

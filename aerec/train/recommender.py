@@ -22,7 +22,7 @@ from aerec.contracts import Progress, Validation
 from aerec.data.csr import CsrMatrix, batches
 from aerec.errors import InputError
 from aerec.train.config import ModelConfig, TrainConfig
-from aerec.train.loss import masked_mse, multinomial_nll
+from aerec.train.loss import masked_mse, multinomial_nll, rating_weights
 from aerec.train.metrics import ScoreBlock, evaluate_ranking, positive_threshold, rmse
 from aerec.train.model import Ensemble, Network, build_network
 from aerec.train.predict import model_scores, predict_observed
@@ -165,12 +165,16 @@ class RatingAutoEncoder(Recommender):
 
 
 class MultinomialAutoEncoder(Recommender):
-    """Mult-DAE: item logits under the multinomial likelihood of the rated set; ranks."""
+    """Mult-DAE: item logits under the multinomial likelihood of the rated set, items
+    rated below the positive threshold down-weighted as the config says; ranks."""
 
     predicts_ratings = False
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return multinomial_nll(output, target)
+        weights = rating_weights(
+            target, self.config.positive_rating, self.config.below_positive_weight
+        )
+        return multinomial_nll(output, weights)
 
 
 class ItemAutoEncoder(RatingAutoEncoder):

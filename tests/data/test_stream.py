@@ -39,6 +39,43 @@ def test_chunked_read_names_the_line_of_a_bad_rating(tmp_path: Path) -> None:
         list(read_rating_chunks(path, chunk_rows=2))
 
 
+LAYOUTS = {
+    "r.csv": ("user_id,item_id,rating,timestamp\n", "{u},{i},{r},{t}"),
+    "ratings.csv": ("userId,movieId,rating,timestamp\n", "{u},{i},{r},{t}"),
+    "u.data": ("", "{u}\t{i}\t{r}\t{t}"),
+    "ratings.dat": ("", "{u}::{i}::{r}::{t}"),
+}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+@pytest.mark.parametrize("ending", ["\n", ""])
+def test_text_files_are_read_in_blocks_of_whole_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, ending: str
+) -> None:
+    import aerec.data.readers as readers
+
+    header, line = LAYOUTS[name]
+    rows = [line.format(u=u // 4 + 1, i=u % 97 + 10, r=1 + u % 5, t=1000 + u) for u in range(60)]
+    path = tmp_path / name
+    path.write_text(header + "\n".join(rows) + ending)
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 40)  # blocks of about 3 lines
+    chunks = list(read_rating_chunks(path, chunk_rows=3))
+    assert len(chunks) >= 10 and max(c.height for c in chunks) <= 8
+    assert pl.concat(chunks).equals(read_ratings(path, dedupe=False))
+
+
+def test_a_bad_line_in_a_later_block_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aerec.data.readers as readers
+
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,item_id,rating\n" + "1,1,4\n" * 40 + "1,2,9\n" + "1,3,4\n" * 5)
+    monkeypatch.setattr(readers, "SAMPLE_BYTES", 20)
+    with pytest.raises(Exception, match=r"r.csv:42: rating 9 outside the scale"):
+        list(read_rating_chunks(path, chunk_rows=2))
+
+
 def test_sort_on_disk_yields_every_rating_by_user(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,3 +108,42 @@ def test_failed_verification_writes_nothing(
     with pytest.raises(AerecError, match="verification failed"):
         export_onnx(tiny_checkpoint, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_export_quantizes_the_dense_layers(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8.onnx"
+    meta = export_onnx(tiny_checkpoint, out, k=5, precision="int8")
+    assert meta["aerec.precision"] == "int8"
+    model = onnx.load(str(out))
+    constants = {tensor.name for tensor in model.graph.initializer}
+    float_layers = [
+        node
+        for node in model.graph.node
+        if node.op_type in ("Gemm", "MatMul") and node.input[1] in constants
+    ]
+    assert float_layers == []  # no float product by a weight matrix is left
+    assert "MatMulInteger" in {node.op_type for node in model.graph.node}
+    weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert weights  # stored as int8
+    loaded = load_checkpoint(tiny_checkpoint)
+    graph = ScoringGraph(loaded.model.scoring_module(), loaded.items.ids, 5)
+    rng = np.random.default_rng(0)
+    n = len(loaded.items)
+    ratings = np.where(rng.random((64, n)) < 0.2, rng.integers(1, 6, (64, n)), 0)
+    ratings[:, 0] = 4
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    _, items = session.run(["scores", "items"], feed_of(ratings.astype(np.float32)))
+    _, want = dense_reference(graph, ratings.astype(np.float32))
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(items, want, strict=True)])
+    assert overlap >= 0.9
+    rated = {(u, i) for u, i in zip(*np.nonzero(ratings), strict=True)}
+    index = {item: column for column, item in enumerate(loaded.items.ids)}
+    assert not any((u, index[i]) in rated for u, row in enumerate(items) for i in row)
+
+
+def test_unknown_precision_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from aerec.errors import InputError
+
+    with pytest.raises(InputError, match="--precision 'fp8'"):
+        export_onnx(tiny_checkpoint, tmp_path / "m.onnx", precision="fp8")
+    assert not (tmp_path / "m.onnx").exists()

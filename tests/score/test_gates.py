@@ -47,7 +47,7 @@ def test_nan_model_publishes_nothing(
     torch.save(state, broken / "weights.pt")
     with pytest.raises(AerecError, match="verification failed"):
         export_onnx(broken, tmp_path / "nan.onnx", k=5)
-    monkeypatch.setattr(onnx_export, "verify_against_torch", lambda *args: None)
+    monkeypatch.setattr(onnx_export, "verify_against_torch", lambda *args, **kwargs: None)
     export_onnx(broken, tmp_path / "nan.onnx", k=5)
     before = snapshot(published)
     result = run_aerec(

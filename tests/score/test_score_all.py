@@ -70,6 +70,26 @@ def test_metadata_manifest_and_success(published: tuple[Path, dict], tiny_model:
     assert (out.parent / "_SUCCESS").exists()
 
 
+def test_an_int8_graph_scores_like_the_float_graph(
+    published: tuple[Path, dict],
+    tiny_checkpoint: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    from aerec.export.onnx_export import export_onnx
+
+    model = tmp_path / "int8.onnx"
+    export_onnx(tiny_checkpoint, model, k=5, precision="int8")
+    manifest = score_all(model, tiny_data[0], tmp_path / "recs.parquet", device="cpu")
+    recs = pl.read_parquet(tmp_path / "recs.parquet")
+    floats = pl.read_parquet(published[0])
+    assert manifest["users"] == published[1]["users"] and recs.height == floats.height
+    ratings = read_ratings(tiny_data[0])
+    assert recs.join(ratings, on=["user_id", "item_id"], how="inner").height == 0
+    shared = recs.join(floats, on=["user_id", "item_id"], how="inner").height / floats.height
+    assert shared >= 0.9
+
+
 def test_unknown_items_and_users_filter(tiny_model: Path, tmp_path: Path) -> None:
     ratings = tmp_path / "r.csv"
     _, info, _ = open_session(tiny_model, "cpu")

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from aerec.data.csr import CsrMatrix
-from aerec.train.baselines import Biases, ease_block, gram_matrix, item_knn_block, popularity_block
+from aerec.train.baselines import (
+    Biases,
+    ease_block,
+    gram_matrix,
+    item_knn_block,
+    liked_ease_block,
+    popularity_block,
+)
 
 
 def csr(dense: np.ndarray) -> CsrMatrix:
@@ -34,6 +41,20 @@ def test_ease_closed_form() -> None:
     weights = np.eye(3) - precision / np.diag(precision)
     np.testing.assert_allclose(ease_block(train, 2.0)(np.arange(4)), x @ weights, atol=1e-9)
     assert np.allclose(np.diag(weights), 0.0)
+
+
+def test_liked_ease_is_ridge_regression_of_liked_on_the_other_rated_items() -> None:
+    ratings = np.array([[5, 2, 0, 4], [4, 0, 1, 5], [0, 5, 4, 1], [5, 4, 5, 0], [1, 0, 5, 4]])
+    rated, liked = (ratings != 0).astype(float), (ratings >= 4).astype(float)
+    np.testing.assert_array_equal(gram_matrix(csr(ratings), liked_from=4), rated.T @ liked)
+    # Column j of B: ridge regression of liked item j on the rated items other than j.
+    want = np.zeros((4, 4))
+    for j in range(4):
+        others = [i for i in range(4) if i != j]
+        x = rated[:, others]
+        want[others, j] = np.linalg.solve(x.T @ x + 3.0 * np.eye(3), x.T @ liked[:, j])
+    got = liked_ease_block(csr(ratings), 3.0, liked_from=4)(np.arange(5))
+    np.testing.assert_allclose(got, rated @ want, atol=1e-9)
 
 
 def test_item_knn_keeps_top_neighbours() -> None:

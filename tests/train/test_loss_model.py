@@ -33,12 +33,19 @@ def test_unknown_activation() -> None:
 
 
 def test_multinomial_nll_exact() -> None:
-    from aerec.train.loss import multinomial_nll
+    from aerec.train.loss import multinomial_nll, rating_weights
 
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
-    target = torch.tensor([[4.0, 0.0, 1.0]])  # rated items 0 and 2, whatever the rating
-    assert multinomial_nll(logits, target).item() == pytest.approx(
-        -(math.log(0.5) + math.log(0.25))
+    target = torch.tensor([[4.0, 0.0, 1.0]])
+    # weight 1: items 0 and 2 count alike, whatever the rating (Mult-DAE)
+    every = rating_weights(target, 4.0, 1.0)
+    assert every.tolist() == [[1.0, 0.0, 1.0]]
+    assert multinomial_nll(logits, every).item() == pytest.approx(-(math.log(0.5) + math.log(0.25)))
+    # item 2 is rated below 4: it counts with weight 0.3
+    liked = rating_weights(target, 4.0, 0.3)
+    assert liked[0].tolist() == pytest.approx([1.0, 0.0, 0.3])
+    assert multinomial_nll(logits, liked).item() == pytest.approx(
+        -(math.log(0.5) + 0.3 * math.log(0.25))
     )
 
 

@@ -1,19 +1,27 @@
 """train-model and evaluate as functions, for every preset, on tiny synthetic data."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import run_aerec
 
-from aerec.data.split import split_frame
+from aerec.data.split import load_split, split_frame
 from aerec.data.synth import SynthConfig, generate, write_synthetic
 from aerec.errors import InputError
 from aerec.export.onnx_export import export_onnx
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import leaky_seed_topk_accuracy
-from aerec.train.pipeline import build_for_preset, eval_data, evaluate_checkpoint, train_model
+from aerec.train.pipeline import (
+    build_for_preset,
+    eval_data,
+    evaluate_checkpoint,
+    fit_then_refit,
+    train_model,
+)
 from aerec.train.presets import PRESETS
 from aerec.train.recommender import RatingAutoEncoder
 
@@ -182,6 +190,32 @@ def test_implicit_feedback_trains_and_ranks(tmp_path: Path) -> None:
     )
     assert metrics["test"]["ranked_users"] == metrics["split"]["test"]["users"]
     assert metrics["test"]["ndcg@10"] > 0 and metrics["baselines"]["ease"]["ndcg@10"] > 0
+
+
+def test_the_evaluated_model_is_refit_on_the_whole_train_side(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Epochs are chosen on the validation slice; the model saved and evaluated is then
+    trained on every train-side rating (validation slice included), as the baselines are
+    refit after their tuning."""
+    from aerec.train.checkpoint import load_checkpoint
+
+    metrics = train_model(
+        tiny_data[0], tmp_path / "ckpt", split="user-temporal:0.2", epochs=3, device="cpu"
+    )
+    kept = metrics["validation"]["best_epoch"]
+    assert metrics["refit"] == {"ratings": metrics["split"]["train"]["ratings"], "epochs": kept}
+    data, _ = eval_data(load_split(tiny_data[0], "user-temporal:0.2", 0), 0, 0.1)
+    refit = PRESETS["default"]
+    model, _, rows = fit_then_refit(refit, data, replace(refit.train, epochs=3), "cpu")
+    assert len(rows) == kept[0]  # the refit ran for the kept epochs
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    for saved, again in zip(
+        loaded.model.network.state_dict().values(),
+        model.network.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(saved, again)  # the saved model is the refit one
 
 
 def test_split_none_refits_on_every_rating(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:

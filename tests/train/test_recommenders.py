@@ -155,3 +155,47 @@ class TestMultinomialAutoEncoder(RecommenderContract):
 class TestItemAutoEncoder(RecommenderContract):
     kind = ItemAutoEncoder
     settings: ClassVar[dict[str, Any]] = {"activation": "sigmoid", "item_based": True}
+
+
+def liked_and_disliked() -> tuple[CsrMatrix, CsrMatrix]:
+    """(fit, validation): every user rates 6 of items 0..9 with 5 (one of them held out
+    for validation) and 9 of items 10..19 with 1, so an unrated item of 10..19 is the more
+    likely to be rated and an unrated item of 0..9 the one the user would like."""
+    rng = np.random.default_rng(1)
+    sides: list[list[tuple[int, int, float]]] = [[], []]
+    for user in range(USERS):
+        liked = rng.choice(GROUP, size=6, replace=False)
+        for n, item in enumerate(liked):
+            sides[int(n == 0)].append((user, int(item), 5.0))
+        for item in rng.choice(GROUP, size=9, replace=False):
+            sides[0].append((user, GROUP + int(item), 1.0))
+    fit, validation = (
+        CsrMatrix.from_indices(*(np.array(c) for c in zip(*entries, strict=True)), USERS, ITEMS)
+        for entries in sides
+    )
+    return fit, validation
+
+
+@pytest.mark.parametrize(("weight", "liked_first"), [(0.0, True), (1.0, False)])
+def test_below_positive_weight_ranks_liked_over_merely_rated(
+    weight: float, liked_first: bool
+) -> None:
+    fit, validation = liked_and_disliked()
+    config = ModelConfig(
+        n_items=ITEMS,
+        hidden=[8],
+        activation="tanh",
+        likelihood="multinomial",
+        input_dropout=0.5,
+        below_positive_weight=weight,
+    )
+    model = MultinomialAutoEncoder(config)
+    model.fit(fit, validation, TrainConfig(epochs=60, batch_size=8, lr=1e-2, patience=60), "cpu")
+    train = CsrMatrix.from_indices(*_coordinates(fit, validation), n_rows=USERS, n_cols=ITEMS)
+    block = model.score_block(train)
+    assert block is not None
+    scores = np.array(block(np.arange(USERS)), dtype=np.float64)
+    scores[train.densify(np.arange(USERS)) != 0] = -np.inf
+    first_is_liked = top_k(scores, 1)[:, 0] < GROUP
+    # Mult-DAE (weight 1) ranks the items a user would rate; weight 0 the ones they like.
+    assert first_is_liked.mean() == (1.0 if liked_first else 0.0)
