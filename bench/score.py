@@ -230,6 +230,44 @@ def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[P
     return ratings, checkpoint, work / f"{name}.onnx"
 
 
+def half_precision_product(items: int = ML25M_SHAPE[1], batch: int = 512) -> dict[str, float]:
+    """ms of ONNX Runtime's CPU MatMul of the decoder's shape in float32 and float16 (best
+    of 5): whether an fp16 graph could be faster on this CPU."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    result = {}
+    for name, kind, dtype in (
+        ("fp32", TensorProto.FLOAT, np.float32),
+        ("fp16", TensorProto.FLOAT16, np.float16),
+    ):
+        weight = numpy_helper.from_array(rng.standard_normal((200, items)).astype(dtype), "w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "decoder",
+            [helper.make_tensor_value_info("x", kind, [None, 200])],
+            [helper.make_tensor_value_info("y", kind, [None, items])],
+            [weight],
+        )
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        proto.ir_version = 9
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        session = ort.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        x = rng.standard_normal((batch, 200)).astype(dtype)
+        session.run(None, {"x": x})
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            session.run(None, {"x": x})
+            best = min(best, time.perf_counter() - started)
+        result[name] = best * 1000
+    return result
+
+
 def precision_quality(data: Path, work: Path) -> dict:
     """NDCG@10 on ML-100K u1.test of the default model's fp32 and int8 graphs, and how
     much of each user's top 10 they share."""
@@ -427,6 +465,11 @@ def main() -> None:
         )
     if args.only in (None, "precision"):
         results["precision"] = quality = precision_quality(args.data, work)
+        quality["half_product_ms"] = half = half_precision_product()
+        print(
+            f"ONNX Runtime CPU MatMul [512, 200] @ [200, 59,047]: float32 {half['fp32']:.1f} ms, "
+            f"float16 {half['fp16']:.1f} ms"
+        )
         print(
             f"ML-100K u1, default model: NDCG@10 fp32 {quality['fp32']['ndcg@10']:.4f}, int8 "
             f"{quality['int8']['ndcg@10']:.4f} ({quality['ndcg_ratio']:.4f} of fp32); top-10 "
