@@ -109,6 +109,7 @@ def retrain(
     model_dir = Path(model_dir)
     with run_lock(model_dir / LOCK_FILE):
         current = current_version(model_dir)
+        _prune_candidates(model_dir, keep)  # what killed runs left, even if none is promoted
         candidate = model_dir / CANDIDATES_DIR / run_stamp()
         try:
             metrics = train_model(
@@ -184,11 +185,17 @@ def _refit(
     return record
 
 
+def _prune_candidates(model_dir: Path, keep: int) -> list[str]:
+    """Remove every unfinished candidate (a run killed before its model was exported; the
+    caller holds the lock) and all but the newest `keep` refused ones."""
+    return prune_stamped(
+        model_dir / CANDIDATES_DIR, keep, finished=lambda c: (c / MODEL_FILE).is_file()
+    )
+
+
 def _prune(model_dir: Path, keep: int, current: str) -> None:
     """Keep the newest `keep` versions (always the current one) and candidates."""
     removed = prune_stamped(model_dir / VERSIONS_DIR, keep, protect={current})
-    removed += prune_stamped(
-        model_dir / CANDIDATES_DIR, keep, finished=lambda c: (c / MODEL_FILE).is_file()
-    )
+    removed += _prune_candidates(model_dir, keep)
     if removed:
         log.info("removed old versions and candidates: %s", ", ".join(removed))

@@ -14,6 +14,7 @@ import pytest
 from aerec.contracts import CANDIDATES_DIR, CURRENT_LINK, MODEL_FILE, VERSIONS_DIR, run_stamp
 from aerec.data.split import load_split
 from aerec.errors import InputError
+from aerec.io.stamped import stamped_dirs
 from aerec.jobs.gate import compare_models
 from aerec.jobs.retrain import current_version, promote, retrain
 
@@ -217,6 +218,8 @@ def test_killed_retrains_leave_a_current_version_and_the_gate_still_compares(
         if process.returncode == 143:
             assert leftovers == []
     assert {-9, 143} <= set(outcomes), outcomes  # both signals landed mid-run at least once
+    killed = model_dir / CANDIDATES_DIR / run_stamp()  # as a SIGKILL during training leaves it
+    (killed / ".checkpoint.x1y2z3").mkdir(parents=True)
     result = subprocess.run(
         retrain_cmd(tiny_data[0], model_dir, "--preset", "seed-ml1m"),
         capture_output=True,
@@ -224,3 +227,7 @@ def test_killed_retrains_leave_a_current_version_and_the_gate_still_compares(
     )
     assert result.returncode == 0, result.stderr
     assert '"promoted": false' in result.stdout and '"gate"' in result.stdout
+    # Killed runs' unfinished candidates are gone though nothing was promoted.
+    assert not killed.exists()
+    candidates = stamped_dirs(model_dir / CANDIDATES_DIR)
+    assert candidates and all((c / MODEL_FILE).is_file() for c in candidates)
