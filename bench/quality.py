@@ -21,12 +21,14 @@ from typing import Any
 
 from aerec.data.split import load_split
 from aerec.train.baselines import Biases
+from aerec.train.blend import RatingBlend
 from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
 from aerec.train.pipeline import eval_data, fit_then_refit
 from aerec.train.presets import PRESETS
 
 OUT = Path(__file__).resolve().parent / "out"
-RANKING_PRESETS = ("default", "autorec-item", "seed-ml1m", "seed-latest", "deeprec")
+RATINGS = "autorec-blend"
+RANKING_PRESETS = ("default", RATINGS, "autorec-item", "seed-ml1m", "seed-latest", "deeprec")
 RANKING_SEEDS = 3
 UT = "user-temporal:0.2"
 COMPARED = ("ndcg@10", "recall@10", "coverage@10")
@@ -45,12 +47,17 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
         "members": chosen.members,
         "validation": fitted.validation,
     }
+    biases = Biases.fit(data.train)
+    if isinstance(model, RatingBlend):  # each part's own test RMSE, from the same run
+        report["parts"] = {
+            name: rating_block(data, part.predict(data.train, data.test), biases)["rmse"]
+            for name, part in zip(chosen.blend, model.parts, strict=True)
+        }
+        report["blend_weights"] = model.weights.tolist()
     if baselines:
         report["baselines"] = evaluate_baselines(data, liked_ease=True)
     else:
-        report["biases"] = rating_block(
-            data, Biases.fit(data.train).predict_entries(data.test), Biases.fit(data.train)
-        )
+        report["biases"] = rating_block(data, biases.predict_entries(data.test), biases)
     return report
 
 
@@ -133,47 +140,45 @@ def main() -> None:
     print(f"\n### `default` against the same run's EASE, seeds 0..{RANKING_SEEDS - 1}\n")
     print_against_ease(against)
 
-    # 3. ML-100K five folds: autorec-item RMSE and the bias baseline.
+    # 3. ML-100K five folds: RMSE of the rating blend, its parts and the bias baseline.
     folds = {
-        f"u{n}": run(ml100k, f"files:u{n}.base,u{n}.test", "autorec-item") for n in range(1, 6)
+        f"u{n}": u1_runs[RATINGS] if n == 1 else run(ml100k, f"files:u{n}.base,u{n}.test", RATINGS)
+        for n in range(1, 6)
     }
     results["ml100k_folds"] = folds
-    model_rmse = [f["test"]["rmse"] for f in folds.values()]
-    bias_rmse = [f["biases"]["rmse"] for f in folds.values()]
-    print("\n### ML-100K u1..u5: RMSE of `autorec-item`\n")
-    print("| fold | " + " | ".join(folds) + " | mean |")
+    fold_rows = {f"`{RATINGS}`": [f["test"]["rmse"] for f in folds.values()]}
+    for part in PRESETS[RATINGS].blend:
+        fold_rows[f"`{part}` (its part)"] = [f["parts"][part] for f in folds.values()]
+    fold_rows["biases"] = [f["biases"]["rmse"] for f in folds.values()]
+    print(f"\n### ML-100K u1..u5: RMSE of `{RATINGS}`\n")
+    print("| model | " + " | ".join(folds) + " | mean |")
     print("| --- " * (len(folds) + 2) + "|")
-    print(
-        "| `autorec-item` | "
-        + " | ".join(fmt(x, 4) for x in model_rmse)
-        + f" | {fmt(statistics.mean(model_rmse), 4)} |"
-    )
-    print(
-        "| biases | "
-        + " | ".join(fmt(x, 4) for x in bias_rmse)
-        + f" | {fmt(statistics.mean(bias_rmse), 4)} |"
-    )
+    for label, values in fold_rows.items():
+        cells = " | ".join(fmt(x, 4) for x in values)
+        print(f"| {label} | {cells} | {fmt(statistics.mean(values), 4)} |")
 
     # 4. ml-latest-small temporal:0.98 over seeds (188 test ratings).
-    spreads = [run(latest, "temporal:0.98", "autorec-item", seed=s) for s in range(args.seeds)]
+    spreads = [run(latest, "temporal:0.98", RATINGS, seed=s) for s in range(args.seeds)]
     results["latest_small_temporal"] = spreads
-    values = [r["test"]["rmse"] for r in spreads]
-    bias = spreads[0]["biases"]["rmse"]
     print(f"\n### ml-latest-small temporal:0.98: RMSE over {args.seeds} seeds\n")
-    print(
-        f"`autorec-item`: mean {statistics.mean(values):.3f}, std "
-        f"{statistics.stdev(values):.3f}, min {min(values):.3f}, max {max(values):.3f}; "
-        f"biases {bias:.3f}"
-    )
+    spread_rows = {f"`{RATINGS}`": [r["test"]["rmse"] for r in spreads]}
+    for part in PRESETS[RATINGS].blend:
+        spread_rows[f"`{part}` (its part)"] = [r["parts"][part] for r in spreads]
+    for label, values in spread_rows.items():
+        print(
+            f"{label}: mean {statistics.mean(values):.3f}, std {statistics.stdev(values):.3f}, "
+            f"min {min(values):.3f}, max {max(values):.3f}"
+        )
+    print(f"biases: {spreads[0]['biases']['rmse']:.3f}")
 
     # 5. Seconds per epoch on this machine.
     latest_default = run(latest, "temporal:0.98", "default")
     print("\n### Seconds per epoch (CPU)\n")
-    print("| data | `default` | `autorec-item` |")
+    print(f"| data | `default` | `{RATINGS}` (one member's epoch, either part) |")
     print("| --- | --- | --- |")
     print(
         f"| ML-100K u1 | {u1_runs['default']['seconds_per_epoch']:.2f} | "
-        f"{u1_runs['autorec-item']['seconds_per_epoch']:.2f} |"
+        f"{u1_runs[RATINGS]['seconds_per_epoch']:.2f} |"
     )
     print(
         f"| ml-latest-small | {latest_default['seconds_per_epoch']:.2f} | "

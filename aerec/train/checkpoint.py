@@ -29,7 +29,7 @@ from aerec.contracts import (
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
 from aerec.io.atomic import fsync_dir, make_readable
-from aerec.train.recommender import Recommender, recommender_from
+from aerec.train.recommender import AutoEncoderKind, Recommender, recommender_from
 
 
 @dataclass
@@ -87,8 +87,9 @@ def _plot_history(history: Path, png: Path) -> None:
     except ImportError:
         return
     frame = pl.read_csv(history)
-    if "member" in frame.columns:  # an ensemble: plot its first member
-        frame = frame.filter(pl.col("member") == 0)
+    for key in ("part", "member"):  # a blend or an ensemble: plot its first network
+        if key in frame.columns:
+            frame = frame.filter(pl.col(key) == 0)
     metric = next((c for c in frame.columns if c.startswith("val_")), None)
     if frame.height == 0 or metric is None or "train_loss" not in frame.columns:
         return
@@ -163,7 +164,11 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         raise file_error(
             directory / CHECKPOINT_ITEMS, f"not a valid item table ({error})"
         ) from None
-    if model.reads_user_rows and len(items) != model.config.n_items:
+    if (
+        isinstance(model, AutoEncoderKind)
+        and model.reads_user_rows
+        and len(items) != model.config.n_items
+    ):
         problem = f"{len(items)} items, config.json says {model.config.n_items}"
         raise file_error(directory / CHECKPOINT_ITEMS, problem)
     metrics_path = directory / CHECKPOINT_METRICS

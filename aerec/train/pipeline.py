@@ -21,6 +21,7 @@ from aerec.data.idmap import IdMap
 from aerec.data.split import NO_SPLIT, Split, load_split, split_frame
 from aerec.errors import InputError
 from aerec.io.outputs import check_output_dir
+from aerec.train.blend import RatingBlend
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import (
@@ -31,7 +32,7 @@ from aerec.train.evaluate import (
 )
 from aerec.train.metrics import positive_threshold
 from aerec.train.presets import PRESETS, Preset
-from aerec.train.recommender import FitRecord, Recommender, kind_of
+from aerec.train.recommender import AutoEncoderKind, FitRecord, Recommender, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,16 @@ def _scale(split: Split) -> tuple[float, float]:
 
 def build_for_preset(preset: Preset, fit: CsrMatrix) -> Recommender:
     """An untrained model of the preset's kind, as wide as the rows it will read, with the
-    positive threshold of the ratings in `fit`."""
+    positive threshold of the ratings in `fit` (a blend: its parts' presets, each so)."""
+    if preset.blend:
+        parts = [PRESETS[name] for name in preset.blend]
+        return RatingBlend(
+            [_autoencoder_for(part, fit) for part in parts], [p.train for p in parts]
+        )
+    return _autoencoder_for(preset, fit)
+
+
+def _autoencoder_for(preset: Preset, fit: CsrMatrix) -> AutoEncoderKind:
     kind = kind_of(str(preset.model.get("likelihood", "mse")), bool(preset.model.get("item_based")))
     config = preset.model_config(
         kind.oriented(fit).n_cols, positive_threshold(float(fit.data.max()))
@@ -78,14 +88,14 @@ def fit_then_refit(
     progress: Progress | None = None,
 ) -> tuple[Recommender, FitRecord, list[dict[str, float]]]:
     """Choose the epochs on the validation slice (train on `fit`, score `validation`),
-    then train a fresh model on the whole train side for those epochs: the model returned
-    has seen every training rating, as the refitted baselines have. Returns it, the
-    validation record and the refit's history."""
-    chosen = build_for_preset(preset, data.fit)
-    fitted = chosen.fit(data.fit, data.validation, train, device, progress)
+    then train the networks afresh on the whole train side for those epochs (what else
+    validation chose, such as a blend's weights, is kept): the model returned has seen
+    every training rating, as the refitted baselines have. Returns it, the validation
+    record and the refit's history."""
+    model = build_for_preset(preset, data.fit)  # fit and train share the train side's ids
+    fitted = model.fit(data.fit, data.validation, train, device, progress)
     epochs = fitted.validation["best_epoch"]
     log.info("refitting on all %d training ratings for the kept epochs %s", data.train.nnz, epochs)
-    model = build_for_preset(preset, data.train)
     rows = model.refit(data.train, train, epochs, device, progress)
     return model, fitted, rows
 

@@ -18,6 +18,7 @@ class Preset:
     source: str
     validation_fraction: float = 0.05
     members: int = 1  # above 1: an ensemble of models trained with consecutive seeds
+    blend: tuple[str, ...] = ()  # presets whose rating predictions this one blends
 
     def model_config(self, n_inputs: int, positive_rating: float = POSITIVE) -> ModelConfig:
         """The model's config for `n_inputs` inputs and the data's positive threshold."""
@@ -72,5 +73,21 @@ PRESETS: dict[str, Preset] = {
         source="I-AutoRec (Sedhain et al. 2015): item vectors, 500 sigmoid units, identity "
         "output, L2 on the weights; the mean of 5 models trained with different seeds",
         members=5,
+    ),
+    "autorec-user": Preset(
+        model={"hidden": [500], "activation": "sigmoid", "output_activation": "identity"},
+        train=TrainConfig(epochs=300, batch_size=64, lr=1e-3, l2=1e-3, patience=20),
+        source="U-AutoRec (Sedhain et al. 2015): user vectors, otherwise as autorec-item; "
+        "the mean of 5 models trained with different seeds",
+        members=5,
+    ),
+    "autorec-blend": Preset(
+        model={},
+        train=TrainConfig(epochs=300),
+        source="autorec-item and autorec-user, each trained alone, their rating predictions "
+        "blended by least squares (an intercept and a weight each) on the validation slice "
+        "(chosen on validation slices: bench/rating_sweep.py)",
+        validation_fraction=0.1,
+        blend=("autorec-item", "autorec-user"),
     ),
 }

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from aerec.contracts import Progress, Validation
 from aerec.data.csr import CsrMatrix, batches
@@ -45,12 +46,59 @@ class FitRecord:
 
 
 class Recommender(ABC):
-    """A model kind: an autoencoder network (or an ensemble of them) and how to use it."""
+    """What training, evaluation, checkpoints and export use of any model."""
 
     predicts_ratings: ClassVar[bool]  # RMSE/MAE apply, and select the model
     # The network reads a user's ratings over all items: it scores any user, so export-onnx
     # can ship it, and its input width is the item table's length.
     reads_user_rows: ClassVar[bool] = True
+    network: nn.Module  # what the checkpoint's weights file holds
+
+    @abstractmethod
+    def fit(
+        self,
+        fit: CsrMatrix,
+        validation: CsrMatrix,
+        train: TrainConfig,
+        device: str = "auto",
+        progress: Progress | None = None,
+    ) -> FitRecord:
+        """Train on user x item `fit`, selecting on `validation`."""
+
+    @abstractmethod
+    def refit(
+        self,
+        rows: CsrMatrix,
+        train: TrainConfig,
+        epochs: Sequence[int],
+        device: str = "auto",
+        progress: Progress | None = None,
+    ) -> list[dict[str, float]]:
+        """Train afresh on all of user x item `rows` for the epochs fit chose."""
+
+    @abstractmethod
+    def score_block(self, train: CsrMatrix, device: str = "cpu") -> ScoreBlock | None:
+        """Dense scores for user rows of `train`; None when this model cannot rank them."""
+
+    @abstractmethod
+    def predict(self, train: CsrMatrix, test: CsrMatrix, device: str = "cpu") -> np.ndarray:
+        """Predicted ratings at the entries of user x item `test`, in test.data order."""
+
+    def scoring_module(self) -> Network:
+        """The network that maps users' ratings over all items to item scores."""
+        raise InputError(
+            "an item-based or blended model predicts ratings for evaluation and cannot score "
+            "user vectors; export a user-based model such as the default preset"
+        )
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What config.json records to rebuild this model (`recommender_from`)."""
+
+
+class AutoEncoderKind(Recommender):
+    """An autoencoder network (or an ensemble of them): how it is trained (its loss, which
+    rows it reads), selected (its validation metric) and used."""
 
     def __init__(self, config: ModelConfig, members: int = 1) -> None:
         self.config = config
@@ -146,16 +194,16 @@ class Recommender(ABC):
         return predict_observed(self.network, train, test, device)
 
     def scoring_module(self) -> Network:
-        """The network that maps users' ratings over all items to item scores."""
+        if not self.reads_user_rows:
+            return super().scoring_module()
         return self.network.eval()
 
     # --- persistence ----------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
-        """What config.json records to rebuild this model (`recommender_from`)."""
         return {"model": self.config.to_dict(), "members": self.members}
 
 
-class RatingAutoEncoder(Recommender):
+class RatingAutoEncoder(AutoEncoderKind):
     """Reconstructs a user's ratings under masked MSE (AutoRec, DeepRecommender)."""
 
     predicts_ratings = True
@@ -164,7 +212,7 @@ class RatingAutoEncoder(Recommender):
         return masked_mse(output, target)
 
 
-class MultinomialAutoEncoder(Recommender):
+class MultinomialAutoEncoder(AutoEncoderKind):
     """Mult-DAE: item logits under the multinomial likelihood of the rated set, items
     rated below the positive threshold down-weighted as the config says; ranks."""
 
@@ -212,14 +260,8 @@ class ItemAutoEncoder(RatingAutoEncoder):
         items = np.repeat(np.arange(transposed.n_rows), transposed.row_counts())
         return predicted[np.lexsort((items, users))]
 
-    def scoring_module(self) -> Network:
-        raise InputError(
-            "an item-based model predicts ratings for evaluation and cannot score user "
-            "vectors; export a user-based model such as the default preset"
-        )
 
-
-def kind_of(likelihood: str = "mse", item_based: bool = False) -> type[Recommender]:
+def kind_of(likelihood: str = "mse", item_based: bool = False) -> type[AutoEncoderKind]:
     """The kind that model settings describe."""
     if item_based:
         return ItemAutoEncoder
@@ -228,13 +270,21 @@ def kind_of(likelihood: str = "mse", item_based: bool = False) -> type[Recommend
     return RatingAutoEncoder
 
 
-def recommender_for(config: ModelConfig, members: int = 1) -> Recommender:
+def recommender_for(config: ModelConfig, members: int = 1) -> AutoEncoderKind:
     """An untrained model of the kind a model config describes."""
     return kind_of(config.likelihood, config.item_based)(config, members)
 
 
 def recommender_from(described: dict[str, Any]) -> Recommender:
     """Rebuild (untrained) what `Recommender.describe` recorded."""
+    if "blend" in described:
+        from aerec.train.blend import RatingBlend  # a blend is built of this module's kinds
+
+        return RatingBlend([_autoencoder_from(part) for part in described["blend"]])
+    return _autoencoder_from(described)
+
+
+def _autoencoder_from(described: dict[str, Any]) -> AutoEncoderKind:
     return recommender_for(
         ModelConfig.from_dict(described["model"]), int(described.get("members", 1))
     )

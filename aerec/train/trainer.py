@@ -20,7 +20,7 @@ from aerec.train.config import TrainConfig
 from aerec.train.model import build_network
 
 if TYPE_CHECKING:
-    from aerec.train.recommender import Recommender
+    from aerec.train.recommender import AutoEncoderKind
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _step(
-    model: Recommender,
+    model: AutoEncoderKind,
     optimizer: torch.optim.Optimizer,
     inputs: torch.Tensor,
     target: torch.Tensor,
@@ -76,7 +76,7 @@ def _step(
 
 
 def train_network(
-    model: Recommender,
+    model: AutoEncoderKind,
     fit: CsrMatrix,
     validation: CsrMatrix | None,
     config: TrainConfig,

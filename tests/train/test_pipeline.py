@@ -13,6 +13,7 @@ from aerec.data.split import load_split, split_frame
 from aerec.data.synth import SynthConfig, generate, write_synthetic
 from aerec.errors import InputError
 from aerec.export.onnx_export import export_onnx
+from aerec.train.blend import RatingBlend
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import leaky_seed_topk_accuracy
 from aerec.train.pipeline import (
@@ -44,6 +45,11 @@ def test_every_preset_trains_and_reports(
     assert (metrics["test"]["rmse"] is not None) == rates
     saved = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
     assert saved["test"] == pytest.approx(metrics["test"])
+    if PRESETS[preset].blend:  # the weights fitted on validation survive the refit
+        from aerec.train.checkpoint import load_checkpoint
+
+        blend = load_checkpoint(tmp_path / "ckpt").model
+        assert isinstance(blend, RatingBlend) and np.any(blend.weights[1:] != 0)
 
 
 @pytest.fixture(scope="module")
