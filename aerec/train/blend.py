@@ -113,6 +113,7 @@ class RatingBlend(Recommender):
         for n, part in enumerate(self.parts):
             own = epochs[start : start + part.members]
             start += part.members
+            log.info("refitting blend part %d of %d for epochs %s", n + 1, len(self.parts), own)
             rows_of_part = part.refit(rows, self._part_train(n, train), own, device, progress)
             history += [{"part": n, **row} for row in rows_of_part]
         self.network = BlendNetwork([part.network for part in self.parts], self.weights.tolist())
