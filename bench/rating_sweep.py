@@ -124,7 +124,7 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- |")
     for name, record in rows.items():
-        label = f"`{BASE}` alone (calibrated)" if name == BASE else name
+        label = f"`{BASE}` (blend column: itself, calibrated)" if name == BASE else name
         print(
             f"| {label} | {statistics.mean(record['alone']):.4f} | "
             f"{statistics.mean(record['blend']):.4f} | "
