@@ -125,12 +125,13 @@ class RatingBlend(Recommender):
 
     def score_block(self, train: CsrMatrix, device: str = "cpu") -> ScoreBlock | None:
         blocks = [part.score_block(train, device) for part in self.parts]
-        if any(block is None for block in blocks):
+        ready = [block for block in blocks if block is not None]
+        if len(ready) < len(blocks):
             return None
         weights = self.weights
 
         def block(rows: np.ndarray) -> np.ndarray:
-            parts = (w * b(rows) for w, b in zip(weights[1:], blocks, strict=True) if b)
+            parts = (w * b(rows) for w, b in zip(weights[1:], ready, strict=True))
             return weights[0] + sum(parts)
 
         return block

@@ -112,3 +112,15 @@ def test_checkpoint_round_trip_and_export_refused(fitted, tmp_path: Path) -> Non
     np.testing.assert_array_equal(loaded.predict(fit, test), model.predict(fit, test))
     with pytest.raises(InputError, match="cannot score user vectors"):
         export_onnx(tmp_path / "ckpt", tmp_path / "m.onnx", k=3)
+
+
+def test_blend_ranks_each_users_own_group_first(fitted) -> None:
+    model, _, fit, _, _ = fitted
+    block = model.score_block(fit)
+    assert block is not None
+    scores = np.asarray(block(np.arange(USERS)))
+    own = np.arange(ITEMS)[None, :] < ITEMS // 2
+    own = own == (np.arange(USERS)[:, None] < USERS // 2)
+    assert (
+        np.where(own, scores, np.inf).min(axis=1) > np.where(own, -np.inf, scores).max(axis=1)
+    ).all()
