@@ -133,6 +133,11 @@ def partitioning(parts: int) -> Partitioning:
 # A published directory (DIR/runs/<stamp>, MODEL_DIR/versions/<stamp>) is made current
 # by switching the symlink CURRENT_LINK; the names users open are fixed links through it.
 LOCK_FILE = ".lock"
+# Every directory aerec owns as a whole (a nightly --out-dir, a retrain --model-dir) holds
+# this marker, written when aerec made it; aerec writes into no other non-empty directory.
+OWNER_MARKER = ".aerec"
+OWNED_PUBLISHED = "published-runs"  # aerec nightly --out-dir (and score-all --out DIR/)
+OWNED_MODELS = "model-versions"  # aerec retrain --model-dir
 CURRENT_LINK = "current"
 RUNS_DIR = "runs"
 PUBLISHED_NAMES = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)  # the marker last
@@ -182,6 +187,13 @@ class IncrementalRecord(TypedDict):
     rescored_users: int  # users new or changed since it, scored again
 
 
+class FingerprintsRecord(TypedDict):
+    """A partitioned run's users' fingerprints, USERS_DIR/part-NNNNN.parquet by part."""
+
+    version: int  # of the fingerprint function (aerec.score.incremental)
+    files: list[PartRecord]  # rows = users
+
+
 class Manifest(TypedDict, total=False):
     """manifest.json beside a published table (README "manifest.json")."""
 
@@ -202,6 +214,9 @@ class Manifest(TypedDict, total=False):
     unknown_item_ratings: int
     run: str  # set by `aerec nightly`: the run directory (DIR/runs/<run>) of the table
     incremental: IncrementalRecord  # an incremental run only
+    fingerprints: FingerprintsRecord  # a partitioned run that an incremental run can reuse
+    users_read: int  # users with a rating of an item the model knows
+    users_without_candidates: int  # of those, users who rated every item the model knows
 
 
 class SideStats(TypedDict):

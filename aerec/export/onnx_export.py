@@ -27,7 +27,7 @@ from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
 from aerec.export.quantize import PRECISIONS, quantize_int8
 from aerec.io.atomic import atomic_path
-from aerec.io.outputs import check_output_file
+from aerec.io.outputs import check_disjoint, check_output_file
 from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint
 
@@ -141,6 +141,7 @@ def export_onnx(
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     check_output_file(out)
+    check_disjoint([out], [checkpoint])
     loaded = load_checkpoint(checkpoint)
     try:
         module = loaded.model.scoring_module()

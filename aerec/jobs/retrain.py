@@ -32,6 +32,7 @@ from aerec.contracts import (
     LOCK_FILE,
     MODEL_FILE,
     MODEL_NAMES,
+    OWNED_MODELS,
     VERSIONS_DIR,
     run_stamp,
 )
@@ -40,6 +41,7 @@ from aerec.errors import InputError, file_error
 from aerec.export.onnx_export import export_onnx
 from aerec.io.atomic import fsync_dir
 from aerec.io.lock import run_lock
+from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout
 from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.jobs.gate import compare_models
@@ -69,6 +71,11 @@ def current_version(model_dir: Path) -> Path | None:
         if not needed.is_file():
             raise file_error(needed, "missing from the current model version")
     return version
+
+
+def _written_by_older_aerec(model_dir: Path) -> bool:
+    """A model directory of an aerec from before the ownership marker."""
+    return is_legacy_layout(model_dir, MODEL_NAMES, VERSIONS_DIR, {LOCK_FILE, CANDIDATES_DIR})
 
 
 def promote(candidate: Path, model_dir: Path) -> Path:
@@ -107,6 +114,8 @@ def retrain(
     if keep < 1:
         raise InputError("--keep must be at least 1")
     model_dir = Path(model_dir)
+    check_disjoint([model_dir], [ratings])
+    claim_directory(model_dir, OWNED_MODELS, _written_by_older_aerec)
     with run_lock(model_dir / LOCK_FILE):
         current = current_version(model_dir)
         _prune_candidates(model_dir, keep)  # what killed runs left, even if none is promoted

@@ -21,6 +21,7 @@ from aerec.contracts import (
     LOCK_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
+    OWNED_PUBLISHED,
     PUBLISHED_NAMES,
     RECS_FILE,
     RUNS_DIR,
@@ -30,6 +31,7 @@ from aerec.contracts import (
 )
 from aerec.errors import InputError
 from aerec.io.lock import run_lock
+from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout, model_inputs
 from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.score.pipeline import score_all
@@ -53,6 +55,11 @@ def publish_run(run_dir: Path, out_dir: Path) -> Manifest:
         if (out_dir / name).is_symlink():
             (out_dir / name).unlink()
     return read_manifest(run_dir)
+
+
+def _written_by_older_aerec(out_dir: Path) -> bool:
+    """A published directory of an aerec from before the ownership marker."""
+    return is_legacy_layout(out_dir, PUBLISHED_NAMES, RUNS_DIR, {LOCK_FILE})
 
 
 def _published_parts(run: Path | None) -> int | None:
@@ -89,7 +96,8 @@ def score_dataset(
     if keep < 1:
         raise InputError("--keep must be at least 1")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_disjoint([out_dir], [ratings, *model_inputs(model)])
+    claim_directory(out_dir, OWNED_PUBLISHED, _written_by_older_aerec)
     model = Path(model).resolve()  # once: a retrain may switch MODEL_DIR/current meanwhile
     with run_lock(out_dir / LOCK_FILE):
         reuse = resolve(out_dir / CURRENT_LINK) if incremental else None

@@ -11,6 +11,8 @@ Users no longer in the ratings drop out. Memory holds the previous run's fingerp
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import shutil
 from dataclasses import dataclass
@@ -19,8 +21,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from aerec.contracts import PART_FILE, RECS_SCHEMA, USERS_DIR, Manifest, mix64
+from aerec.contracts import (
+    PART_FILE,
+    RECS_SCHEMA,
+    USERS_DIR,
+    Manifest,
+    PartRecord,
+    mix64,
+    user_bucket,
+)
 from aerec.data.idmap import IdMap
+from aerec.errors import file_error
 from aerec.io.sinks import ParquetFileSink, Written, part_record
 from aerec.score.publish import read_manifest
 from aerec.score.vectors import UserVectors
@@ -28,14 +39,16 @@ from aerec.score.vectors import UserVectors
 log = logging.getLogger(__name__)
 
 FINGERPRINT_SCHEMA: dict[str, pl.DataType] = {"user_id": pl.Int64(), "fingerprint": pl.UInt64()}
+FINGERPRINT_VERSION = 2  # of fingerprints(): manifests list their files under this version
 FRESH_DIR = ".fresh"  # a run's rows of rescored users, before the parts are merged
 
 
 def fingerprints(vectors: UserVectors) -> np.ndarray:
-    """Each user's fingerprint: the wrapping sum of a hash of each (item column, rating)."""
+    """Each user's fingerprint: the wrapping sum of a hash of each (item column, rating),
+    the rating by its exact float32 bits (the value the model is given)."""
     matrix = vectors.ratings
-    halves = np.rint(matrix.data * 2).astype(np.int64)  # ratings are half stars at finest
-    hashed = mix64((matrix.indices.astype(np.int64) << 8) ^ halves)
+    bits = np.ascontiguousarray(matrix.data, dtype=np.float32).view(np.uint32).astype(np.int64)
+    hashed = mix64((matrix.indices.astype(np.int64) << 32) | bits)
     return np.add.reduceat(hashed, matrix.indptr[:-1]) if len(hashed) else hashed
 
 
@@ -52,14 +65,33 @@ def subset(vectors: UserVectors, keep: np.ndarray) -> UserVectors:
     return UserVectors(IdMap(vectors.users.ids[rows]), vectors.ratings.take(rows), 0, 0)
 
 
-@dataclass(frozen=True)
-class PreviousRun:
-    """A published run whose parts can be reused: its directory and users' fingerprints."""
+def verified_frame(path: Path, record: PartRecord) -> pl.DataFrame | None:
+    """The Parquet file at `path` if it is exactly the one `record` lists (sha256, rows,
+    users), read from the bytes that were checked; None, with a log line why, if not."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror or error})"
+    else:
+        problem = ""
+        if hashlib.sha256(data).hexdigest() != record["sha256"]:
+            problem = "is not the file the previous manifest lists (sha256 differs)"
+        else:
+            frame = pl.read_parquet(io.BytesIO(data))
+            if frame.height == record["rows"] and frame["user_id"].n_unique() == record["users"]:
+                return frame
+            problem = "does not hold the rows and users the previous manifest lists"
+    log.warning("%s %s: its part is rescored in full", path, problem)
+    return None
 
-    directory: Path
-    manifest: Manifest
+
+@dataclass(frozen=True)
+class PreviousPart:
+    """One part of a previous run, verified: its users' fingerprints and its rows."""
+
     users: np.ndarray  # int64, sorted
     prints: np.ndarray  # uint64, aligned with users
+    rows: pl.DataFrame | None  # None: the previous table had no rows for this part
 
     def changed(self, users: np.ndarray, prints: np.ndarray) -> np.ndarray:
         """True for each user that is new or whose fingerprint differs."""
@@ -69,20 +101,26 @@ class PreviousRun:
         return np.asarray((self.users[position] != users) | (self.prints[position] != prints))
 
 
+NO_PART = PreviousPart(np.empty(0, np.int64), np.empty(0, np.uint64), None)
+
+
 def reusable_manifest(directory: Path, model_version: str, k: int, parts: int) -> Manifest | None:
     """The manifest of the run in `directory` if this run may reuse its parts; None (and a
     log line why) if not."""
     try:
         manifest = read_manifest(directory)
-    except (OSError, ValueError) as error:
+        recorded: dict[str, object] = dict(manifest.get("fingerprints") or {})
+        reasons = {
+            "the model changed": manifest.get("model_version") != model_version,
+            "k changed": manifest.get("k") != k,
+            "the partitioning changed": manifest.get("partitioning", {}).get("parts") != parts,
+            "the previous run has no fingerprints of this version": (
+                recorded.get("version") != FINGERPRINT_VERSION
+            ),
+        }
+    except (OSError, ValueError, AttributeError) as error:
         log.info("full run: the previous run cannot be read (%s)", error)
         return None
-    reasons = {
-        "the model changed": manifest.get("model_version") != model_version,
-        "k changed": manifest.get("k") != k,
-        "the partitioning changed": manifest.get("partitioning", {}).get("parts") != parts,
-        "the previous run has no fingerprints": not (directory / USERS_DIR).is_dir(),
-    }
     why = [reason for reason, applies in reasons.items() if applies]
     if why:
         log.info("full run: %s", ", ".join(why))
@@ -90,40 +128,104 @@ def reusable_manifest(directory: Path, model_version: str, k: int, parts: int) -
     return manifest
 
 
+def listed_files(manifest: Manifest) -> dict[str, tuple[PartRecord | None, PartRecord | None]]:
+    """Each part file name of a reusable run: (its record in `parts`, its fingerprints')."""
+    rows = {record["file"]: record for record in manifest.get("parts", [])}
+    prints = {record["file"]: record for record in manifest["fingerprints"]["files"]}
+    return {name: (rows.get(name), prints.get(name)) for name in sorted({*rows, *prints})}
+
+
+def previous_part(
+    directory: Path, name: str, records: tuple[PartRecord | None, PartRecord | None]
+) -> PreviousPart | None:
+    """Part `name` of the run in `directory`, every file checked against the records its
+    manifest holds; NO_PART if it lists none; None if a listed file fails the check (the
+    part's users are then rescored in full)."""
+    rows_record, prints_record = records
+    if prints_record is None:
+        return NO_PART
+    prints = verified_frame(directory / USERS_DIR / name, prints_record)
+    rows = verified_frame(directory / name, rows_record) if rows_record is not None else None
+    if prints is None or (rows_record is not None and rows is None):
+        return None
+    prints = prints.sort("user_id")
+    return PreviousPart(prints["user_id"].to_numpy(), prints["fingerprint"].to_numpy(), rows)
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """A published run whose parts the local engine reuses: every part verified up front;
+    users of a part that failed are treated as changed."""
+
+    directory: Path
+    manifest: Manifest
+    records: dict[str, tuple[PartRecord | None, PartRecord | None]]
+    users: np.ndarray  # int64, sorted: the users of the parts that passed
+    prints: np.ndarray  # uint64, aligned with users
+    distrusted: frozenset[int]  # buckets whose files failed the check
+
+    def changed(self, users: np.ndarray, prints: np.ndarray) -> np.ndarray:
+        """True for each user that is new, changed, or in a part that failed the check."""
+        fresh = PreviousPart(self.users, self.prints, None).changed(users, prints)
+        if self.distrusted:
+            parts = self.manifest["partitioning"]["parts"]
+            buckets = user_bucket(users, parts)
+            fresh |= np.isin(buckets, np.fromiter(self.distrusted, np.int64))
+        return fresh
+
+    def rows(self, name: str) -> pl.DataFrame | None:
+        """The previous rows of part `name` to merge (None: none to reuse), checked again
+        as they are read: a file changed since the run started stops the run."""
+        bucket = int(name.removeprefix("part-").removesuffix(".parquet"))
+        rows_record = self.records.get(name, (None, None))[0]
+        if bucket in self.distrusted or rows_record is None:
+            return None
+        rows = verified_frame(self.directory / name, rows_record)
+        if rows is None:
+            raise file_error(self.directory / name, "changed while this run reused it")
+        return rows
+
+
 def previous_run(directory: Path, model_version: str, k: int, parts: int) -> PreviousRun | None:
     """The run in `directory` with every user's fingerprint, if this run may reuse it."""
     manifest = reusable_manifest(directory, model_version, k, parts)
     if manifest is None:
         return None
-    frame = pl.read_parquet(directory / USERS_DIR / "*.parquet").sort("user_id")
+    records = listed_files(manifest)
+    users, prints, distrusted = [np.empty(0, np.int64)], [np.empty(0, np.uint64)], set()
+    for name, listed in records.items():
+        part = previous_part(directory, name, listed)
+        if part is None:
+            distrusted.add(int(name.removeprefix("part-").removesuffix(".parquet")))
+            continue
+        users.append(part.users)
+        prints.append(part.prints)
+    order = np.argsort(all_users := np.concatenate(users), kind="stable")
     return PreviousRun(
-        directory, manifest, frame["user_id"].to_numpy(), frame["fingerprint"].to_numpy()
+        directory,
+        manifest,
+        records,
+        all_users[order],
+        np.concatenate(prints)[order],
+        frozenset(distrusted),
     )
 
 
 def merged_part(
-    previous_part: Path, present: pl.Series, changed: pl.Series, fresh: pl.DataFrame | None
+    previous_rows: pl.DataFrame | None,
+    present: pl.Series,
+    changed: pl.Series,
+    fresh: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """One part: the previous part's rows of users `present` now and not `changed` (an
     imploded list), with the `fresh` rows of the rescored users, sorted by user and rank."""
     frames = [] if fresh is None else [fresh]
-    if previous_part.exists():
+    if previous_rows is not None:
         kept = pl.col("user_id").is_in(present.implode()) & ~pl.col("user_id").is_in(changed)
-        frames.append(pl.read_parquet(previous_part).filter(kept))
+        frames.append(previous_rows.filter(kept))
     if not frames:
         return pl.DataFrame(schema=RECS_SCHEMA)
     return pl.concat(frames).sort("user_id", "rank")
-
-
-def part_fingerprints(directory: Path, name: str) -> PreviousRun:
-    """One part's users and fingerprints in the run in `directory` (none if absent)."""
-    path = directory / USERS_DIR / name
-    if not path.exists():
-        return PreviousRun(directory, Manifest(), np.empty(0, np.int64), np.empty(0, np.uint64))
-    frame = pl.read_parquet(path).sort("user_id")
-    return PreviousRun(
-        directory, Manifest(), frame["user_id"].to_numpy(), frame["fingerprint"].to_numpy()
-    )
 
 
 def merge_parts(
@@ -141,7 +243,7 @@ def merge_parts(
         present = pl.read_parquet(run / USERS_DIR / name, columns=["user_id"])["user_id"]
         fresh = run / FRESH_DIR / name
         rows = merged_part(
-            previous.directory / name,
+            previous.rows(name),
             present,
             changed_users,
             pl.read_parquet(fresh) if fresh.exists() else None,

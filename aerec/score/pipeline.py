@@ -13,21 +13,26 @@ import polars as pl
 
 from aerec.contracts import (
     ENGINES,
+    MANIFEST_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
+    SUCCESS_FILE,
     USERS_DIR,
+    FingerprintsRecord,
     IncrementalRecord,
     InputRecord,
     Manifest,
     Progress,
 )
+from aerec.data.readers import detect_layout
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
 from aerec.io.digest import input_sha256
-from aerec.io.outputs import check_output_dir, check_output_file
+from aerec.io.outputs import check_disjoint, check_output_dir, check_output_file, model_inputs
 from aerec.io.sinks import PartitionedSink, Written
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
+    FINGERPRINT_VERSION,
     FRESH_DIR,
     PreviousRun,
     fingerprint_rows,
@@ -122,10 +127,15 @@ def score_all(
         raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "ray":
         _check_ray_input(Path(ratings))
+    else:
+        detect_layout(Path(ratings))  # a missing, empty or unknown file: said before any work
     if parts is None and engine == "local":
         check_output_file(out)
+        outputs = [Path(out), *(Path(out).parent / name for name in (MANIFEST_FILE, SUCCESS_FILE))]
     else:
         check_output_dir(out, (), (), "new (empty) output")
+        outputs = [Path(out)]
+    check_disjoint(outputs, [ratings, *model_inputs(model)])
     keep_large_buffers_out_of_the_heap()
     scorer = BatchScorer(model, device)
     info = scorer.info
@@ -153,11 +163,11 @@ def score_all(
         from aerec.score.ray_engine import score_parts_on_ray
 
         counts = ReadCounts()
-        reuse = Path(incremental_from) if incremental_from is not None else None
-        if reuse is not None and (
-            parts is None or reusable_manifest(reuse, info.version, k, parts) is None
-        ):
-            reuse = None
+        reuse = None
+        if incremental_from is not None and parts is not None:
+            previous_manifest = reusable_manifest(Path(incremental_from), info.version, k, parts)
+            if previous_manifest is not None:
+                reuse = (Path(incremental_from), previous_manifest)
         manifest = score_parts_on_ray(
             Path(model),
             Path(ratings),
@@ -255,10 +265,13 @@ class PartitionedRun:
         fresh = self.out / FRESH_DIR if self.reuse is not None else self.out
         try:
             written = write_parts(self._rows(chunks), fresh, self.parts, self.metadata)
-            self.prints.close()
+            prints = self.prints.close()
         except BaseException:
             self.prints.abort()
             raise
+        self.run["fingerprints"] = FingerprintsRecord(
+            version=FINGERPRINT_VERSION, files=list(prints.parts)
+        )
         if self.reuse is None:
             return written
         rescored = np.sort(np.concatenate([np.empty(0, np.int64), *self.rescored]))
@@ -290,4 +303,6 @@ def _counted(counts: ReadCounts, ratings: str | Path) -> Manifest:
     return Manifest(
         users_skipped=counts.users_without_known_items,
         unknown_item_ratings=counts.unknown_item_ratings,
+        users_read=counts.users,
+        users_without_candidates=counts.users_without_candidates,
     )

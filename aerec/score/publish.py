@@ -25,7 +25,7 @@ from aerec.contracts import (
     Manifest,
     partitioning,
 )
-from aerec.errors import InputError
+from aerec.errors import AerecError, InputError
 from aerec.io.atomic import atomic_group
 from aerec.io.digest import file_sha256
 from aerec.io.sinks import ParquetFileSink, PartitionedSink, Written
@@ -78,6 +78,13 @@ def _gated_manifest(
     row gate against the table whose manifest.json is in `previous`."""
     if after is not None:
         run = Manifest(**run, **after())
+    if "users_read" in run:
+        expected = run["users_read"] - run.get("users_without_candidates", 0)
+        if written.users != expected:
+            raise AerecError(
+                f"{out}: the table holds {written.users} users but {expected} were read with "
+                "an item left to recommend; nothing published"
+            )
     if previous is not None and (previous / MANIFEST_FILE).is_file():
         before = _published_rows(previous)
         if written.rows < min_rows_fraction * before:

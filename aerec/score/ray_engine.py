@@ -28,8 +28,10 @@ from aerec.contracts import (
     PART_FILE,
     RECS_SCHEMA,
     USERS_DIR,
+    FingerprintsRecord,
     IncrementalRecord,
     Manifest,
+    PartRecord,
     user_bucket,
 )
 from aerec.data.readers import canonical_block
@@ -38,13 +40,15 @@ from aerec.io.atomic import atomic_path
 from aerec.io.sinks import ParquetFileSink, Written, part_record
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
+    FINGERPRINT_VERSION,
     fingerprint_rows,
+    listed_files,
     merged_part,
-    part_fingerprints,
+    previous_part,
     subset,
 )
 from aerec.score.memory import keep_large_buffers_out_of_the_heap
-from aerec.score.publish import Finish, read_manifest, seal_parts, stamped, table_metadata
+from aerec.score.publish import Finish, seal_parts, stamped, table_metadata
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import ReadCounts, build_user_vectors
 
@@ -89,12 +93,14 @@ class PartScorer:
         metadata: dict[str, str],
         source: str,
         previous: str | None = None,
+        previous_files: dict[str, tuple[PartRecord | None, PartRecord | None]] | None = None,
     ) -> None:
         keep_large_buffers_out_of_the_heap()
         self.scorer = BatchScorer(model, device, threads)
         self.k, self.batch_size, self.source = k, batch_size, source
         self.directory, self.metadata = Path(directory), metadata
         self.previous = Path(previous) if previous else None  # a run whose parts to reuse
+        self.previous_files = previous_files or {}  # its manifest's records, by part
 
     def __call__(self, group: pa.Table) -> dict[str, Any]:
         frame = pl.from_arrow(group)
@@ -103,24 +109,32 @@ class PartScorer:
         frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
         vectors = build_user_vectors(frame, self.scorer.info.items, self.source)
         record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
-        scored = vectors
+        prints_record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
+        scored, distrusted = vectors, ""
         if len(vectors.users):
             prints = fingerprint_rows(vectors)
-            _write(self.directory / USERS_DIR / name, prints, {}, FINGERPRINT_SCHEMA)
+            path = self.directory / USERS_DIR / name
+            prints_record = dict(part_record(path, _write(path, prints, {}, FINGERPRINT_SCHEMA)))
+            before = None
             if self.previous is not None:
-                before = part_fingerprints(self.previous, name)
+                listed = self.previous_files.get(name, (None, None))
+                before = previous_part(self.previous, name, listed)
+                distrusted = name if before is None else ""
+            if before is not None:
                 scored = subset(
                     vectors, before.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
                 )
             rows = score_users(self.scorer, scored, self.batch_size, self.k)
-            if self.previous is not None:
+            if before is not None:
                 changed = pl.Series("user_id", scored.users.ids, dtype=pl.Int64).implode()
                 present = pl.Series("user_id", vectors.users.ids, dtype=pl.Int64)
-                rows = merged_part(self.previous / name, present, changed, rows)
+                rows = merged_part(before.rows, present, changed, rows)
             if rows.height:
                 path = self.directory / name
                 record = dict(part_record(path, _write(path, rows, self.metadata, RECS_SCHEMA)))
         record.update(asdict(ReadCounts.of(vectors)), rescored_users=len(scored.users))
+        record.update({f"prints_{key}": value for key, value in prints_record.items()})
+        record["distrusted"] = distrusted
         return {key: [value] for key, value in record.items()}
 
 
@@ -191,7 +205,7 @@ def score_parts_on_ray(
     counts: ReadCounts,
     previous: Path | None,
     min_rows_fraction: float,
-    reuse: Path | None = None,
+    reuse: tuple[Path, Manifest] | None = None,
 ) -> Manifest:
     """Score `ratings` (a Parquet file or a directory of parts) into `directory`'s parts,
     then seal them with the manifest (the publish gates run first). `parts` None: one part
@@ -238,7 +252,8 @@ def score_parts_on_ray(
                     "directory": str(directory),
                     "metadata": table_metadata(run),
                     "source": str(ratings),
-                    "previous": str(reuse) if reuse is not None else None,
+                    "previous": str(reuse[0]) if reuse is not None else None,
+                    "previous_files": listed_files(reuse[1]) if reuse is not None else None,
                 },
                 compute=ray.data.ActorPoolStrategy(size=size),
                 num_cpus=options.num_cpus,
@@ -259,9 +274,26 @@ def score_parts_on_ray(
     if reuse is not None:
         rescored = sum(int(record["rescored_users"]) for record in records)
         run["incremental"] = IncrementalRecord(
-            from_run=read_manifest(reuse).get("run", reuse.name), rescored_users=rescored
+            from_run=reuse[1].get("run", reuse[0].name), rescored_users=rescored
         )
+        distrusted = sorted(str(r["distrusted"]) for r in records if r["distrusted"])
+        if distrusted:
+            log.warning(
+                "%d parts of %s failed the check against its manifest and were rescored in "
+                "full: %s",
+                len(distrusted),
+                reuse[0],
+                ", ".join(distrusted[:5]),
+            )
         log.info("incremental run: %d users rescored, the rest reused", rescored)
+    run["fingerprints"] = FingerprintsRecord(
+        version=FINGERPRINT_VERSION,
+        files=[
+            _record(r, "prints_")
+            for r in sorted(records, key=lambda r: str(r["file"]))
+            if r["prints_file"]
+        ],
+    )
     return seal_parts(
         directory, _written(records, counts), parts, run, after, previous, min_rows_fraction
     )
@@ -275,8 +307,15 @@ def _written(records: list[dict[str, Any]], counts: ReadCounts) -> Written:
     return Written(
         rows=sum(int(r["rows"]) for r in parts),
         users=sum(int(r["users"]) for r in parts),
-        parts=tuple(
-            {"file": r["file"], "rows": r["rows"], "users": r["users"], "sha256": r["sha256"]}
-            for r in parts
-        ),
+        parts=tuple(_record(r) for r in parts),
+    )
+
+
+def _record(record: dict[str, Any], prefix: str = "") -> PartRecord:
+    """A part's (or, with prefix "prints_", its fingerprints') record from an actor's."""
+    return PartRecord(
+        file=str(record[f"{prefix}file"]),
+        rows=int(record[f"{prefix}rows"]),
+        users=int(record[f"{prefix}users"]),
+        sha256=str(record[f"{prefix}sha256"]),
     )

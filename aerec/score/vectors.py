@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from aerec.data.csr import CsrMatrix
@@ -35,6 +36,7 @@ class ReadCounts:
     ratings: int = 0  # every rating read, known item or not
     unknown_item_ratings: int = 0
     users_without_known_items: int = 0
+    users_without_candidates: int = 0  # users who rated every item the model knows
 
     def add(self, vectors: UserVectors) -> None:
         self.add_counts(ReadCounts.of(vectors))
@@ -44,6 +46,7 @@ class ReadCounts:
         self.ratings += other.ratings
         self.unknown_item_ratings += other.unknown_item_ratings
         self.users_without_known_items += other.users_without_known_items
+        self.users_without_candidates += other.users_without_candidates
 
     @staticmethod
     def of(vectors: UserVectors) -> ReadCounts:
@@ -52,6 +55,9 @@ class ReadCounts:
             ratings=vectors.ratings.nnz + vectors.unknown_item_ratings,
             unknown_item_ratings=vectors.unknown_item_ratings,
             users_without_known_items=vectors.users_without_known_items,
+            users_without_candidates=int(
+                (np.diff(vectors.ratings.indptr) >= vectors.ratings.n_cols).sum()
+            ),
         )
 
     def check_fit(self, source: object, max_unknown: float) -> None:

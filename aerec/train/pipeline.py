@@ -20,7 +20,7 @@ from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.data.split import NO_SPLIT, Split, load_split, split_frame
 from aerec.errors import InputError
-from aerec.io.outputs import check_output_dir
+from aerec.io.outputs import check_disjoint, check_output_dir
 from aerec.train.blend import RatingBlend
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import TrainConfig
@@ -136,6 +136,7 @@ def train_model(
     if preset not in PRESETS:
         raise InputError(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
     check_output_dir(out, CHECKPOINT_FILES, (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG), "checkpoint")
+    check_disjoint([out], [ratings])
     chosen = PRESETS[preset]
     data_split = load_split(ratings, split, seed)
     stats = data_split.stats()

@@ -104,10 +104,12 @@ def test_tolerance_must_be_a_finite_non_negative_number(
 def test_an_older_layout_or_a_broken_link_is_refused_before_training(
     tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    (tmp_path / MODEL_FILE).write_bytes(b"an older aerec's model")
-    with pytest.raises(InputError, match="older aerec"):
+    (tmp_path / MODEL_FILE).write_bytes(b"a model aerec did not write here")
+    with pytest.raises(InputError, match="not an aerec model-versions directory"):
         run_retrain(tiny_data[0], tmp_path)
+    assert (tmp_path / MODEL_FILE).read_bytes() == b"a model aerec did not write here"
     (tmp_path / MODEL_FILE).unlink()
+    (tmp_path / ".aerec").write_text('{"owner": "aerec", "kind": "model-versions"}\n')
     os.symlink(f"{VERSIONS_DIR}/gone", tmp_path / CURRENT_LINK)
     with pytest.raises(InputError, match="not a directory"):
         run_retrain(tiny_data[0], tmp_path)

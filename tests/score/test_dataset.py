@@ -17,7 +17,7 @@ import pytest
 from conftest import big_ratings
 
 from aerec.contracts import PUBLISHED_NAMES
-from aerec.errors import LockHeld
+from aerec.errors import InputError, LockHeld
 from aerec.io import pointer
 from aerec.io.digest import file_sha256
 from aerec.io.lock import run_lock
@@ -251,16 +251,39 @@ def test_published_names_are_links_through_current(published: Path) -> None:
     assert manifest["sha256"] == file_sha256(published / "current" / "recs.parquet")
 
 
-def test_files_of_an_older_layout_become_links(
+def test_files_aerec_did_not_write_are_never_replaced(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "recs"
     out.mkdir()
     for name in PUBLISHED_NAMES:
-        (out / name).write_text("old layout")
-    manifest = nightly(tiny_model, tiny_data[0], out, device="cpu", min_rows_fraction=0)
-    assert all(os.readlink(out / name) == f"current/{name}" for name in PUBLISHED_NAMES)
-    assert json.loads((out / "manifest.json").read_text()) == manifest
+        (out / name).write_text("someone else's")
+    result = subprocess.run(
+        nightly_cmd(tiny_model, tiny_data[0], out), capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr
+    assert "is not an aerec published-runs directory" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(PUBLISHED_NAMES)
+    assert all((out / name).read_text() == "someone else's" for name in PUBLISHED_NAMES)
+
+
+def test_a_model_directory_is_not_a_published_directory(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / ".aerec").write_text('{"owner": "aerec", "kind": "model-versions"}\n')
+    with pytest.raises(InputError, match="marker for model-versions"):
+        nightly(tiny_model, tiny_data[0], models, device="cpu")
+    assert [p.name for p in models.iterdir()] == [".aerec"]
+
+
+def test_a_directory_of_an_aerec_before_markers_is_adopted(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    (published / ".aerec").unlink()
+    nightly(tiny_model, tiny_data[0], published, device="cpu")
+    assert json.loads((published / ".aerec").read_text())["kind"] == "published-runs"
 
 
 def test_prune_keeps_what_aerec_did_not_make(

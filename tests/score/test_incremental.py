@@ -4,6 +4,7 @@ run's; a model change forces a full run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.score.dataset import score_dataset as nightly
 from aerec.score.incremental import fingerprints
-from aerec.score.vectors import UserVectors
+from aerec.score.vectors import ReadCounts, UserVectors
 
 
 def vectors(rows: list[list[tuple[int, float]]]) -> UserVectors:
@@ -32,6 +33,11 @@ def test_fingerprints_see_the_ratings_not_their_order() -> None:
     )
     assert prints[0] == prints[1]  # the same ratings given in another order
     assert len({int(p) for p in prints[1:]}) == 3  # another rating, one rating fewer
+
+
+def test_fingerprints_see_a_change_finer_than_half_a_star() -> None:
+    prints = fingerprints(vectors([[(1, 3.0)], [(1, 3.25)], [(1, 3.0001)], [(2, 3.0)]]))
+    assert len({int(p) for p in prints}) == 4
 
 
 def changed_ratings(ratings: Path, out: Path) -> tuple[Path, set[int]]:
@@ -105,3 +111,76 @@ def test_a_model_change_forces_a_full_run(
     full = tmp_path / "full"
     nightly(other, tiny_data[0], full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
+
+
+def tamper(run: Path, how: str) -> str:
+    """Damage one file of a published run as a disk, an operator or a bad copy might."""
+    parts = sorted(run.glob("part-*.parquet"))
+    victim, other = parts[0], parts[1]
+    if how == "deleted":
+        victim.unlink()
+    elif how == "another-parts-bytes":
+        victim.write_bytes(other.read_bytes())
+    elif how == "truncated":
+        victim.write_bytes(victim.read_bytes()[:100])
+    elif how == "fingerprints-garbage":
+        (run / "_users" / victim.name).write_bytes(b"not parquet")
+    return victim.name
+
+
+@pytest.mark.parametrize(
+    "how", ["deleted", "another-parts-bytes", "truncated", "fingerprints-garbage"]
+)
+def test_a_reused_file_that_fails_its_check_is_rescored_in_full(
+    how: str,
+    tiny_model: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    out = tmp_path / "recs"
+    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    name = tamper(out / "runs" / first["run"], how)
+    damaged = next(p for p in first["parts"] if p["file"] == name)
+    ratings, _ = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
+    with caplog.at_level("WARNING"):
+        second = nightly(tiny_model, ratings, out, device="cpu", incremental=True)
+    assert f"{name} " in caplog.text and "rescored in full" in caplog.text
+    assert second["incremental"]["rescored_users"] >= damaged["users"]
+    full = tmp_path / "full"
+    nightly(tiny_model, ratings, full, device="cpu", parts=4)
+    assert_equal_tables(table(out), table(full))
+    assert second["users"] == second["users_read"] - second["users_without_candidates"]
+
+
+def test_an_unreadable_previous_run_means_a_full_run_not_a_failure(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "recs"
+    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    (out / "runs" / first["run"] / "manifest.json").write_text("{not json")
+    for _ in range(2):  # and the run after it reuses the good run
+        latest = nightly(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+    assert latest["incremental"]["rescored_users"] == 0
+
+
+def test_a_table_missing_users_is_never_published(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge that loses users (any future bug) is caught by the coverage check."""
+    from aerec.errors import AerecError
+    from aerec.score import incremental
+
+    out = tmp_path / "recs"
+    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    real = incremental.merged_part
+    monkeypatch.setattr(incremental, "merged_part", lambda *a: real(*a).slice(10))
+    with pytest.raises(AerecError, match="were read with an item left to recommend"):
+        nightly(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+    assert os.readlink(out / "current") == f"runs/{first['run']}"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [first["run"]]
+
+
+def test_a_user_who_rated_every_item_is_counted_not_missing(tmp_path: Path) -> None:
+    counts = ReadCounts.of(vectors([[(c, 4.0) for c in range(10)], [(1, 4.0)]]))
+    assert (counts.users, counts.users_without_candidates) == (2, 1)

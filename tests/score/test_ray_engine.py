@@ -218,3 +218,25 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
     score_all(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
     assert_partitioned_contract(out / "current", dict(second))
+
+
+def test_a_ray_run_rescores_a_reused_part_that_fails_its_check(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from test_incremental import changed_ratings, tamper
+
+    out = tmp_path / "recs"
+    run = {"device": "cpu", "engine": "ray", "ray": ONE_ACTOR, "incremental": True}
+    first = score_dataset(
+        tiny_model, as_parquet(tiny_data[0], tmp_path / "before.parquet"), out, parts=4, **run
+    )
+    name = tamper(out / "runs" / first["run"], "another-parts-bytes")
+    damaged = next(p for p in first["parts"] if p["file"] == name)
+    changed_csv, _ = changed_ratings(tiny_data[0], tmp_path / "changed.csv")
+    second = score_dataset(
+        tiny_model, as_parquet(changed_csv, tmp_path / "after.parquet"), out, **run
+    )
+    assert second["incremental"]["rescored_users"] >= damaged["users"]
+    full = tmp_path / "full.parquet"
+    score_all(tiny_model, changed_csv, full, device="cpu")
+    assert_same_rows(full, out / "current")
