@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -169,12 +170,27 @@ def _aerec_cause(error: BaseException) -> AerecError | None:
     return None
 
 
+# Set before ray is imported: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 and the node address
+# 127.0.0.1 a local cluster's gcs_server, raylet and workers bind to loopback (without it,
+# Ray 2.60 binds them to every interface: tests/score/test_ray_private.py lists them);
+# RAY_AUTH_MODE=disabled keeps Ray from writing a token into the home directory, which no
+# one outside this host can reach anyway.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
 def start_ray(options: RayOptions) -> bool:
     """Connect to options.address, or start a local cluster on loopback; True if this
-    call started it (and so must shut it down)."""
-    if not options.address:  # a local cluster: every Ray service on loopback only
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    call started it (and so must shut it down). Call it before anything imports ray."""
+    if not options.address:
+        if "ray" in sys.modules and any(
+            os.environ.get(name) != value for name, value in LOOPBACK_ENV.items()
+        ):
+            raise AerecError(
+                "ray was imported before aerec could bind a local cluster to loopback; "
+                "set " + " ".join(f"{k}={v}" for k, v in LOOPBACK_ENV.items()) + " first"
+            )
+        for name, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(name, value)
     import ray
 
     if ray.is_initialized():
@@ -212,11 +228,11 @@ def score_parts_on_ray(
     per RATINGS_PER_PART ratings, at least DEFAULT_PARTS, so a task's memory stays the same
     however many users there are. With `reuse` (a reusable earlier run of the same model
     and partitioning) each actor rescores only its part's new or changed users."""
+    started = start_ray(options)
     import ray
     import ray.data
 
     run = stamped(run)
-    started = start_ray(options)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False

@@ -1,0 +1,109 @@
+"""A local Ray cluster started by --engine ray listens on loopback only."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'aerec[ray]')")
+
+
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found.update(children)
+        frontier += children
+    return found
+
+
+def socket_inodes(pids: set[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue  # the process ended meanwhile
+    return inodes
+
+
+def address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A /proc/net/tcp{,6} local address (words in host order) as an IP address."""
+    raw = bytes.fromhex(hex_address)
+    ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return ipaddress.ip_address(socket.inet_ntop(family, ordered))
+
+
+def listening(pids: set[int]) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket the processes listen on."""
+    inodes, found = socket_inodes(pids), []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                host, port = local.split(":")
+                found.append((str(address(host)), int(port, 16)))
+    return found
+
+
+def is_loopback(text: str) -> bool:
+    ip = ipaddress.ip_address(text)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def test_the_address_decoder_reads_proc_net_tcp() -> None:
+    assert str(address("0100007F")) == "127.0.0.1"
+    assert str(address("00000000")) == "0.0.0.0"
+    assert is_loopback(str(address("0000000000000000FFFF00000100007F")))  # ::ffff:127.0.0.1
+    assert not is_loopback(str(address("00000000000000000000000000000000")))  # ::
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net")
+def test_score_all_on_a_local_cluster_listens_on_loopback_only(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every listening socket of the run's processes (driver, gcs_server, raylet, workers),
+    sampled while it runs, is on loopback; no RAY_* variable is set beforehand."""
+    from test_ray_engine import as_parquet
+
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    command = [sys.executable, "-m", "aerec", "score-all", "--engine", "ray", "--device", "cpu"]
+    command += ["--model", str(tiny_model), "--ratings", str(ratings)]
+    run = subprocess.Popen(
+        [*command, "--out", f"{tmp_path / 'out'}/"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    seen: set[tuple[str, int]] = set()
+    while run.poll() is None:
+        seen.update(listening(descendants(run.pid)))
+        time.sleep(0.05)
+    assert run.returncode == 0, run.communicate()[1][-2000:]
+    assert len(seen) >= 3  # at least gcs_server, raylet and a worker were seen listening
+    assert sorted(s for s in seen if not is_loopback(s[0])) == []
