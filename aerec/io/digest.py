@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -14,11 +15,27 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def input_sha256(path: str | Path) -> str:
-    """A file's sha256; for a directory of Parquet parts, the sha256 of the lines
-    "<name> <sha256>" of its *.parquet files in name order."""
-    path = Path(path)
-    if not path.is_dir():
-        return file_sha256(path)
-    lines = "".join(f"{p.name} {file_sha256(p)}\n" for p in sorted(path.glob("*.parquet")))
-    return hashlib.sha256(lines.encode()).hexdigest()
+@dataclass(frozen=True)
+class InputFiles:
+    """The files a ratings path names, enumerated once so that what a run reads is exactly
+    what its manifest hashes: the file itself, or a directory's *.parquet files at its top
+    level in name order (subfolders and hidden files are neither read nor hashed)."""
+
+    path: Path
+    files: tuple[Path, ...]
+
+    @staticmethod
+    def of(path: str | Path) -> InputFiles:
+        path = Path(path)
+        if not path.is_dir():
+            return InputFiles(path, (path,))
+        found = [p for p in path.glob("*.parquet") if p.is_file() and not p.name.startswith(".")]
+        return InputFiles(path, tuple(sorted(found, key=lambda p: p.name)))
+
+    def sha256(self) -> str:
+        """A file's sha256; for a directory, the sha256 of the lines "<name> <sha256>" of
+        its listed files."""
+        if not self.path.is_dir():
+            return file_sha256(self.path)
+        lines = "".join(f"{p.name} {file_sha256(p)}\n" for p in self.files)
+        return hashlib.sha256(lines.encode()).hexdigest()

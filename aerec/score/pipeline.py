@@ -27,7 +27,7 @@ from aerec.contracts import (
 from aerec.data.readers import detect_layout
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
 from aerec.errors import InputError, file_error
-from aerec.io.digest import input_sha256
+from aerec.io.digest import InputFiles
 from aerec.io.outputs import check_disjoint, check_output_dir, check_output_file, model_inputs
 from aerec.io.sinks import PartitionedSink, Written
 from aerec.score.incremental import (
@@ -125,8 +125,9 @@ def score_all(
     started = time.perf_counter()
     if engine not in ENGINES:
         raise InputError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    source = InputFiles.of(ratings)  # once: what is read is exactly what is hashed
     if engine == "ray":
-        _check_ray_input(Path(ratings))
+        _check_ray_input(source)
     else:
         detect_layout(Path(ratings))  # a missing, empty or unknown file: said before any work
     if parts is None and engine == "local":
@@ -147,7 +148,7 @@ def score_all(
     previous = Path(published) if published is not None else Path(out).parent
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
-    digest = hashing.submit(input_sha256, ratings)
+    digest = hashing.submit(source.sha256)
 
     def finisher(counts: ReadCounts) -> Finish:
         def finish() -> Manifest:
@@ -170,7 +171,7 @@ def score_all(
                 reuse = (Path(incremental_from), previous_manifest)
         manifest = score_parts_on_ray(
             Path(model),
-            Path(ratings),
+            source,
             Path(out),
             parts,
             run,
@@ -283,10 +284,11 @@ class PartitionedRun:
         return merge_parts(self.out, self.reuse, rescored, self.parts, self.metadata)
 
 
-def _check_ray_input(ratings: Path) -> None:
+def _check_ray_input(source: InputFiles) -> None:
     """The Ray engine reads Parquet: a .parquet file or a directory of them."""
+    ratings = source.path
     if ratings.is_dir():
-        if not any(ratings.glob("*.parquet")):
+        if not source.files:
             raise file_error(ratings, "directory holds no .parquet file (--engine ray)")
     elif ratings.suffix != ".parquet" or not ratings.is_file():
         raise file_error(

@@ -38,6 +38,7 @@ from aerec.contracts import (
 from aerec.data.readers import canonical_block
 from aerec.errors import AerecError
 from aerec.io.atomic import atomic_path
+from aerec.io.digest import InputFiles
 from aerec.io.sinks import ParquetFileSink, Written, part_record
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
@@ -207,9 +208,19 @@ def start_ray(options: RayOptions) -> bool:
     return True
 
 
+def _read_files(source: InputFiles) -> Any:
+    """A Ray Dataset of exactly the listed files (Ray Data recurses into a directory's
+    subfolders). One read per file, united: Ray 2.60 given a list of paths fails in its
+    HTTP filesystem probe when fsspec's aiohttp is not installed."""
+    import ray.data
+
+    reads = [ray.data.read_parquet(str(path)) for path in source.files]
+    return reads[0].union(*reads[1:]) if len(reads) > 1 else reads[0]
+
+
 def score_parts_on_ray(
     model: Path,
-    ratings: Path,
+    source: InputFiles,
     directory: Path,
     parts: int | None,
     run: Manifest,
@@ -223,11 +234,12 @@ def score_parts_on_ray(
     min_rows_fraction: float,
     reuse: tuple[Path, Manifest] | None = None,
 ) -> Manifest:
-    """Score `ratings` (a Parquet file or a directory of parts) into `directory`'s parts,
-    then seal them with the manifest (the publish gates run first). `parts` None: one part
-    per RATINGS_PER_PART ratings, at least DEFAULT_PARTS, so a task's memory stays the same
-    however many users there are. With `reuse` (a reusable earlier run of the same model
-    and partitioning) each actor rescores only its part's new or changed users."""
+    """Score the ratings (`source`: a Parquet file or a directory's listed parts) into
+    `directory`'s parts, then seal them with the manifest (the publish gates run first).
+    `parts` None: one part per RATINGS_PER_PART ratings, at least DEFAULT_PARTS, so a
+    task's memory stays the same however many users there are. With `reuse` (a reusable
+    earlier run of the same model and partitioning) each actor rescores only its part's
+    new or changed users."""
     started = start_ray(options)
     import ray
     import ray.data
@@ -238,14 +250,15 @@ def score_parts_on_ray(
         context.enable_progress_bars = False
         cpus = int(ray.cluster_resources().get("CPU", 1))
         size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
-        dataset = ray.data.read_parquet(str(ratings))
+        ratings = source.path
+        dataset = _read_files(source)
         count = dataset.count()  # from the Parquet footers
         parts = parts or max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
         log.info("%d ratings in %d parts", count, parts)
         if count > parts * RATINGS_PER_PART_WARNING:
             log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
         prepared = dataset.map_batches(
-            _prepare,  # type: ignore[arg-type]
+            _prepare,
             batch_format="pyarrow",
             fn_kwargs={
                 "parts": parts,

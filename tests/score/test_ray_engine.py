@@ -240,3 +240,27 @@ def test_a_ray_run_rescores_a_reused_part_that_fails_its_check(
     full = tmp_path / "full.parquet"
     score_all(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
+
+
+def test_ray_reads_exactly_the_files_the_manifest_hashes(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A subfolder (or a hidden file) in a ratings directory is neither read nor hashed."""
+    flat = as_parquet(tiny_data[0], tmp_path / "flat", pieces=3)
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    for part in flat.iterdir():
+        (nested / part.name).write_bytes(part.read_bytes())
+    (nested / "old").mkdir()
+    extra = pl.read_parquet(flat / "ratings-0.parquet").with_columns(pl.col("user_id") + 10_000)
+    extra.write_parquet(nested / "old" / "ratings-9.parquet")
+    extra.write_parquet(nested / ".hidden.parquet")
+    runs = [
+        score_all(tiny_model, ratings, tmp_path / f"out-{ratings.name}", device="cpu",
+                  parts=4, engine="ray", ray=ONE_ACTOR)
+        for ratings in (flat, nested)
+    ]  # fmt: skip
+    assert runs[0]["input"]["sha256"] == runs[1]["input"]["sha256"]
+    assert runs[0]["users"] == runs[1]["users"]
+    read = pl.read_parquet(tmp_path / "out-nested" / "*.parquet")
+    assert read["user_id"].max() < 10_000
