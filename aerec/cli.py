@@ -23,7 +23,7 @@ from aerec.clikit import (
     setup_logging,
     verbose_option,
 )
-from aerec.contracts import RECS_META, SCORE_MEANINGS
+from aerec.contracts import RECS_META, RETAIN_MINUTES, SCORE_MEANINGS
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
 from aerec.data.readers import read_movies, read_ratings
 from aerec.data.split import load_split
@@ -154,7 +154,8 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
     "--out-dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Publishes DIR/recs.parquet, manifest.json, _SUCCESS; runs in DIR/runs/.",
+    help="Publishes each run as DIR/runs/<stamp>/ (the table in recs/, manifest.json, "
+    "_SUCCESS) and points DIR/current at it; read DIR/current/recs/*.parquet.",
 )
 @click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
 @click.option(
@@ -163,6 +164,14 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
     show_default=True,
     type=click.IntRange(min=1),
     help="How many finished run directories to keep.",
+)
+@click.option(
+    "--retain-minutes",
+    default=RETAIN_MINUTES,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Keep a superseded run at least this long after it stopped being current, even "
+    "past --keep, so a slow reader still on it can finish.",
 )
 @batch_size_option
 @device_option
@@ -173,7 +182,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
     "--incremental",
     is_flag=True,
     help="Rescore only users whose ratings changed since the published run, when the "
-    "model is the same (a partitioned table; local engine).",
+    "model is the same (either engine).",
 )
 def nightly(
     model: str,
@@ -181,6 +190,7 @@ def nightly(
     out_dir: str,
     k: int | None,
     keep: int,
+    retain_minutes: float,
     batch_size: int,
     device: str,
     max_unknown: float,
@@ -211,6 +221,7 @@ def nightly(
         engine=engine,
         ray=ray,
         incremental=incremental,
+        retain_minutes=retain_minutes,
     )
 
 

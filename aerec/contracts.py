@@ -101,8 +101,32 @@ RECS_META = {
     "score": "aerec.score",
 }
 
-# --- partitioned tables: DIR/part-NNNNN.parquet, each user in the part of its bucket ----
-PART_FILE = "part-{bucket:05d}.parquet"
+# --- partitioned tables: DIR/recs/part-NNNNN-<run>.parquet, each user in the part of its
+# bucket; DIR/recs holds nothing else (readers glob it), the manifest and _SUCCESS sit in DIR.
+# The run tag makes every file name unique to its run, so a reader that lists one run's
+# files through a link that then moves fails to open them instead of mixing two runs.
+TABLE_DIR = "recs"
+PART_FILE = "part-{bucket:05d}-{run}.parquet"
+USERS_FILE = "part-{bucket:05d}.parquet"  # a part's fingerprints, in USERS_DIR
+_PART_NAME = re.compile(r"part-(\d{5})(-[0-9A-Za-z_]+)?\.parquet")
+
+
+def part_file(bucket: int, run: str) -> str:
+    return PART_FILE.format(bucket=bucket, run=run)
+
+
+def users_file(bucket: int) -> str:
+    return USERS_FILE.format(bucket=bucket)
+
+
+def part_bucket(name: str) -> int:
+    """The bucket of a part (or fingerprint) file by its name."""
+    found = _PART_NAME.fullmatch(name)
+    if found is None:
+        raise ValueError(f"not a part file name: {name!r}")
+    return int(found.group(1))
+
+
 PARTITION_HASH = "splitmix64"  # of the user id as a 64-bit two's-complement integer
 DEFAULT_PARTS = 16
 MAX_PARTS = 100_000
@@ -140,7 +164,9 @@ OWNED_PUBLISHED = "published-runs"  # aerec nightly --out-dir (and score-all --o
 OWNED_MODELS = "model-versions"  # aerec retrain --model-dir
 CURRENT_LINK = "current"
 RUNS_DIR = "runs"
-PUBLISHED_NAMES = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)  # the marker last
+# Links an aerec before 0.2 kept in DIR (through `current`); removed at the first run now.
+LEGACY_LINKS = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)
+RETAIN_MINUTES = 60  # a superseded run is kept at least this long, for slow readers
 MODEL_FILE = "model.onnx"
 GATED_MODEL_FILE = (
     "gated.onnx"  # a refit version's model as the gate judged it (split's train side)
@@ -198,7 +224,8 @@ class Manifest(TypedDict, total=False):
     """manifest.json beside a published table (README "manifest.json")."""
 
     file: str  # a single-file table
-    parts: list[PartRecord]  # a partitioned table
+    table: str  # a partitioned table: the folder of its parts (TABLE_DIR), beside the manifest
+    parts: list[PartRecord]  # a partitioned table's parts, files in `table`
     partitioning: Partitioning
     rows: int
     users: int

@@ -43,7 +43,7 @@ def test_scoring_commands_run_without_torch(
         *("--out-dir", str(tmp_path / "nightly")),
     )
     assert nightly.returncode == 0, nightly.stderr
-    manifest = json.loads((tmp_path / "nightly" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "nightly" / "current" / "manifest.json").read_text())
     assert manifest["rows"] > 0
     user = str(pl.read_parquet(tmp_path / "r.parquet")["user_id"][0])
     shown = run_without_torch(

@@ -7,7 +7,7 @@ the manifest never re-reads what was written.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +15,7 @@ from typing import Protocol
 import polars as pl
 import pyarrow.parquet as pq
 
-from aerec.contracts import PART_FILE, RECS_SCHEMA, PartRecord, user_bucket
+from aerec.contracts import RECS_SCHEMA, PartRecord, user_bucket
 from aerec.io.digest import file_sha256
 
 ROW_GROUP_ROWS = 500_000  # rows per Parquet row group (about 12 MB before compression)
@@ -77,7 +77,7 @@ class ParquetFileSink:
 
 
 class PartitionedSink:
-    """DIR/part-NNNNN.parquet: each user's rows go to the part of user_bucket(user, parts).
+    """DIR/<name_of(bucket)>: each user's rows go to the part of user_bucket(user, parts).
 
     Rows arrive in user order, so each part is sorted by user (and rank) too. Parts are
     opened as their first user arrives; a part with no user is not written.
@@ -88,11 +88,13 @@ class PartitionedSink:
         directory: str | Path,
         parts: int,
         metadata: dict[str, str],
+        name_of: Callable[[int], str],
         schema: Mapping[str, pl.DataType] = RECS_SCHEMA,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.parts = parts
+        self.name_of = name_of  # a bucket's file name
         self.metadata = metadata
         self.schema = schema
         self.row_group_rows = max(10_000, ROW_GROUP_ROWS // parts)  # ~ROW_GROUP_ROWS pending
@@ -103,7 +105,7 @@ class PartitionedSink:
         for (bucket,), part in rows.with_columns(buckets).group_by("_part", maintain_order=True):
             number = int(bucket)
             if number not in self._sinks:
-                path = self.directory / PART_FILE.format(bucket=number)
+                path = self.directory / self.name_of(number)
                 self._sinks[number] = ParquetFileSink(
                     path, self.metadata, self.row_group_rows, self.schema
                 )

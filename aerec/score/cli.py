@@ -34,7 +34,7 @@ from aerec.score.pipeline import score_all
     required=True,
     type=click.Path(),
     help="Parquet file to publish (replaced atomically), or DIR/ for a partitioned table "
-    "published as DIR/current/part-*.parquet.",
+    "published as DIR/current/recs/part-*.parquet.",
 )
 @click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
 @batch_size_option
@@ -76,7 +76,8 @@ def command(
             ratings,
             out,
             k=k,
-            keep=2,
+            keep=2,  # the published run and the one before it; no retention by age
+            retain_minutes=0,
             batch_size=batch_size,
             device=device,
             users=users_file,

@@ -2,15 +2,23 @@
 keep the last N (what `aerec nightly` and `score-all --out DIR/` write).
 
 DIR/
-  runs/<stamp>/    recs.parquet (or part-NNNNN.parquet), manifest.json, _SUCCESS of a run
+  runs/<stamp>/    recs/part-NNNNN-<stamp>.parquet (the table: nothing else in recs/),
+                   manifest.json, _SUCCESS, and _users/ (fingerprints, --incremental only)
   current          symlink to runs/<stamp> of the published run (switched by one rename)
-  recs.parquet     -> current/recs.parquet (a single-file run); likewise manifest.json, _SUCCESS
+  .aerec           the marker that aerec owns DIR
   .lock
+
+Every file of a run is named for that run and never rewritten, so a reader that resolves
+`current` once reads one complete run, and one that reads through `current` while it moves
+fails to open the old run's names instead of mixing two runs. A superseded run stays at
+least `retain_minutes` (and while among the newest `keep`) for readers still on it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -18,12 +26,12 @@ from pathlib import Path
 from aerec.contracts import (
     CURRENT_LINK,
     DEFAULT_PARTS,
+    LEGACY_LINKS,
     LOCK_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
     OWNED_PUBLISHED,
-    PUBLISHED_NAMES,
-    RECS_FILE,
+    RETAIN_MINUTES,
     RUNS_DIR,
     SUCCESS_FILE,
     Manifest,
@@ -32,8 +40,8 @@ from aerec.contracts import (
 from aerec.errors import InputError
 from aerec.io.lock import run_lock
 from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout, model_inputs
-from aerec.io.pointer import link_through, resolve, switch
-from aerec.io.stamped import prune_stamped
+from aerec.io.pointer import resolve, switch
+from aerec.io.stamped import prune_stamped, stamped_dirs
 from aerec.score.pipeline import score_all
 from aerec.score.publish import read_manifest
 from aerec.score.ray_engine import RayOptions
@@ -42,24 +50,32 @@ log = logging.getLogger(__name__)
 
 
 def publish_run(run_dir: Path, out_dir: Path) -> Manifest:
-    """Make run_dir (complete: table, manifest, _SUCCESS) the published run.
-
-    DIR/current is switched to runs/<stamp> by one rename, and DIR/recs.parquet,
-    manifest.json and _SUCCESS are links through it: the three change together or not at
-    all, whatever fails (a kill, a full disk).
-    """
+    """Make run_dir (complete: table, manifest, _SUCCESS) the published run: DIR/current
+    is switched to runs/<stamp> by one rename. The links an older aerec kept in DIR
+    (recs.parquet, manifest.json, _SUCCESS through current) are removed: they would name
+    files this layout no longer has."""
     switch(out_dir / CURRENT_LINK, Path(RUNS_DIR) / run_dir.name)
-    names = [name for name in PUBLISHED_NAMES if (run_dir / name).exists()]
-    link_through(out_dir, CURRENT_LINK, names)
-    for name in set(PUBLISHED_NAMES) - set(names):  # a single file before, parts now
-        if (out_dir / name).is_symlink():
-            (out_dir / name).unlink()
+    for name in LEGACY_LINKS:
+        link = out_dir / name
+        if link.is_symlink() and os.readlink(link) == f"{CURRENT_LINK}/{name}":
+            link.unlink()
     return read_manifest(run_dir)
+
+
+def recently_current(runs: Path, retain_minutes: float) -> set[str]:
+    """The runs that were current less than `retain_minutes` ago: each run stopped being
+    current when the next finished run was published (its _SUCCESS was written)."""
+    finished = [p for p in stamped_dirs(runs) if (p / SUCCESS_FILE).is_file()]
+    now, kept = time.time(), set()
+    for run, successor in itertools.pairwise(finished):
+        if now - (successor / SUCCESS_FILE).stat().st_mtime < retain_minutes * 60:
+            kept.add(run.name)
+    return kept
 
 
 def _written_by_older_aerec(out_dir: Path) -> bool:
     """A published directory of an aerec from before the ownership marker."""
-    return is_legacy_layout(out_dir, PUBLISHED_NAMES, RUNS_DIR, {LOCK_FILE})
+    return is_legacy_layout(out_dir, LEGACY_LINKS, RUNS_DIR, {LOCK_FILE})
 
 
 def _published_parts(run: Path | None) -> int | None:
@@ -87,44 +103,50 @@ def score_dataset(
     ray: RayOptions | None = None,
     users: str | Path | None = None,
     incremental: bool = False,
+    retain_minutes: float = RETAIN_MINUTES,
 ) -> Manifest:
     """One locked run into `out_dir`; returns the published manifest. The publish gates of
-    score_all compare with the table published there. With `parts` (or the Ray engine)
-    the run's table is partitioned: DIR/current/part-*.parquet. `incremental` reuses the
-    published run's parts for users whose ratings did not change, when the model did not
-    (aerec.score.incremental; a partitioned table, either engine)."""
+    score_all compare with the table published there. The run's table is always
+    DIR/current/recs/part-*.parquet: one part by default, `parts` by user bucket, or the
+    Ray engine's. `incremental` reuses the published run's parts for users whose ratings
+    did not change, when the model did not (aerec.score.incremental; either engine)."""
     if keep < 1:
         raise InputError("--keep must be at least 1")
+    if retain_minutes < 0:
+        raise InputError("--retain-minutes must be at least 0")
     out_dir = Path(out_dir)
     check_disjoint([out_dir], [ratings, *model_inputs(model)])
     claim_directory(out_dir, OWNED_PUBLISHED, _written_by_older_aerec)
     model = Path(model).resolve()  # once: a retrain may switch MODEL_DIR/current meanwhile
     with run_lock(out_dir / LOCK_FILE):
-        reuse = resolve(out_dir / CURRENT_LINK) if incremental else None
+        current = resolve(out_dir / CURRENT_LINK)
+        reuse = current if incremental else None
         if incremental:
             parts = parts or _published_parts(reuse) or (None if engine == "ray" else DEFAULT_PARTS)
+        elif engine == "local":
+            parts = parts or 1
         started = time.perf_counter()
         stamp = run_stamp()
         run_dir = out_dir / RUNS_DIR / stamp
         log.info("run %s: model %s, ratings %s, output %s", stamp, model, ratings, out_dir)
         try:
-            partitioned = parts is not None or engine == "ray"
             manifest = score_all(
                 model,
                 ratings,
-                run_dir if partitioned else run_dir / RECS_FILE,
+                run_dir,
                 k=k,
                 batch_size=batch_size,
                 device=device,
                 max_unknown=max_unknown,
                 min_rows_fraction=min_rows_fraction,
-                published=out_dir,
+                published=current or out_dir / RUNS_DIR,
                 run_name=stamp,
                 parts=parts,
                 engine=engine,
                 ray=ray,
                 users=users,
                 incremental_from=reuse,
+                fingerprints=incremental,
             )
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -134,7 +156,7 @@ def score_dataset(
         removed = prune_stamped(
             out_dir / RUNS_DIR,
             keep,
-            protect={stamp},
+            protect={stamp} | recently_current(out_dir / RUNS_DIR, retain_minutes),
             finished=lambda run: (run / SUCCESS_FILE).is_file(),
         )
         log.info(

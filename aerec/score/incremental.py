@@ -1,12 +1,14 @@
 """Incremental runs: rescore only the users whose ratings changed since the last run.
 
-Every partitioned run of the local engine also writes _users/part-NNNNN.parquet: each
-user's fingerprint, a hash of the multiset of (item, rating) the user was scored from.
-A later run with the same model (same version and k, same partitioning) compares the
-fingerprints, scores only new or changed users, and builds each part from the previous
-run's part (its unchanged users) and the fresh rows, so the table equals a full run's.
-Users no longer in the ratings drop out. Memory holds the previous run's fingerprints
-(16 bytes a user) and one part at a time.
+A partitioned run written for reuse (`aerec nightly --incremental`, either engine) also
+writes _users/part-NNNNN.parquet: each user's fingerprint, a hash of the multiset of
+(item, rating) the user was scored from, listed with its sha256 in the manifest. A later
+run with the same model (same version and k, same partitioning) checks every file it
+reuses against that manifest, compares the fingerprints, scores only new or changed users
+(and every user of a part whose files failed the check), and builds each part from the
+previous run's part (its unchanged users) and the fresh rows, so the table equals a full
+run's. Users no longer in the ratings drop out. Memory holds the previous run's
+fingerprints (16 bytes a user) and one part at a time.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import (
-    PART_FILE,
     RECS_SCHEMA,
+    TABLE_DIR,
     USERS_DIR,
     Manifest,
     PartRecord,
     mix64,
+    part_bucket,
+    part_file,
     user_bucket,
+    users_file,
 )
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
@@ -128,24 +133,27 @@ def reusable_manifest(directory: Path, model_version: str, k: int, parts: int) -
     return manifest
 
 
-def listed_files(manifest: Manifest) -> dict[str, tuple[PartRecord | None, PartRecord | None]]:
-    """Each part file name of a reusable run: (its record in `parts`, its fingerprints')."""
-    rows = {record["file"]: record for record in manifest.get("parts", [])}
-    prints = {record["file"]: record for record in manifest["fingerprints"]["files"]}
-    return {name: (rows.get(name), prints.get(name)) for name in sorted({*rows, *prints})}
+Listed = tuple[PartRecord | None, PartRecord | None]  # a part's rows and fingerprints
 
 
-def previous_part(
-    directory: Path, name: str, records: tuple[PartRecord | None, PartRecord | None]
-) -> PreviousPart | None:
-    """Part `name` of the run in `directory`, every file checked against the records its
+def listed_files(manifest: Manifest) -> dict[int, Listed]:
+    """Each bucket of a reusable run: (its record in `parts`, its fingerprints')."""
+    rows = {part_bucket(record["file"]): record for record in manifest.get("parts", [])}
+    prints = {part_bucket(r["file"]): r for r in manifest["fingerprints"]["files"]}
+    return {bucket: (rows.get(bucket), prints.get(bucket)) for bucket in sorted({*rows, *prints})}
+
+
+def previous_part(directory: Path, records: Listed) -> PreviousPart | None:
+    """A part of the run in `directory`, every file checked against the records its
     manifest holds; NO_PART if it lists none; None if a listed file fails the check (the
     part's users are then rescored in full)."""
     rows_record, prints_record = records
     if prints_record is None:
         return NO_PART
-    prints = verified_frame(directory / USERS_DIR / name, prints_record)
-    rows = verified_frame(directory / name, rows_record) if rows_record is not None else None
+    prints = verified_frame(directory / USERS_DIR / prints_record["file"], prints_record)
+    rows = None
+    if rows_record is not None:
+        rows = verified_frame(directory / TABLE_DIR / rows_record["file"], rows_record)
     if prints is None or (rows_record is not None and rows is None):
         return None
     prints = prints.sort("user_id")
@@ -159,7 +167,7 @@ class PreviousRun:
 
     directory: Path
     manifest: Manifest
-    records: dict[str, tuple[PartRecord | None, PartRecord | None]]
+    records: dict[int, Listed]
     users: np.ndarray  # int64, sorted: the users of the parts that passed
     prints: np.ndarray  # uint64, aligned with users
     distrusted: frozenset[int]  # buckets whose files failed the check
@@ -173,16 +181,16 @@ class PreviousRun:
             fresh |= np.isin(buckets, np.fromiter(self.distrusted, np.int64))
         return fresh
 
-    def rows(self, name: str) -> pl.DataFrame | None:
-        """The previous rows of part `name` to merge (None: none to reuse), checked again
-        as they are read: a file changed since the run started stops the run."""
-        bucket = int(name.removeprefix("part-").removesuffix(".parquet"))
-        rows_record = self.records.get(name, (None, None))[0]
+    def rows(self, bucket: int) -> pl.DataFrame | None:
+        """The previous rows of a part to merge (None: none to reuse), checked again as
+        they are read: a file changed since the run started stops the run."""
+        rows_record = self.records.get(bucket, (None, None))[0]
         if bucket in self.distrusted or rows_record is None:
             return None
-        rows = verified_frame(self.directory / name, rows_record)
+        path = self.directory / TABLE_DIR / rows_record["file"]
+        rows = verified_frame(path, rows_record)
         if rows is None:
-            raise file_error(self.directory / name, "changed while this run reused it")
+            raise file_error(path, "changed while this run reused it")
         return rows
 
 
@@ -193,10 +201,10 @@ def previous_run(directory: Path, model_version: str, k: int, parts: int) -> Pre
         return None
     records = listed_files(manifest)
     users, prints, distrusted = [np.empty(0, np.int64)], [np.empty(0, np.uint64)], set()
-    for name, listed in records.items():
-        part = previous_part(directory, name, listed)
+    for bucket, listed in records.items():
+        part = previous_part(directory, listed)
         if part is None:
-            distrusted.add(int(name.removeprefix("part-").removesuffix(".parquet")))
+            distrusted.add(bucket)
             continue
         users.append(part.users)
         prints.append(part.prints)
@@ -229,7 +237,12 @@ def merged_part(
 
 
 def merge_parts(
-    run: Path, previous: PreviousRun, changed: np.ndarray, parts: int, metadata: dict[str, str]
+    run: Path,
+    previous: PreviousRun,
+    changed: np.ndarray,
+    parts: int,
+    metadata: dict[str, str],
+    run_tag: str,
 ) -> Written:
     """Each part of `run`: the previous part's rows of users still present and unchanged,
     with the fresh rows of rescored users, sorted by user and rank. `changed` lists (sorted)
@@ -237,22 +250,24 @@ def merge_parts(
     records = []
     changed_users = pl.Series("user_id", changed, dtype=pl.Int64).implode()
     for bucket in range(parts):
-        name = PART_FILE.format(bucket=bucket)
-        if not (run / USERS_DIR / name).exists():
+        present_file = run / USERS_DIR / users_file(bucket)
+        if not present_file.exists():
             continue  # no user of this part in the ratings now
-        present = pl.read_parquet(run / USERS_DIR / name, columns=["user_id"])["user_id"]
+        present = pl.read_parquet(present_file, columns=["user_id"])["user_id"]
+        name = part_file(bucket, run_tag)
         fresh = run / FRESH_DIR / name
         rows = merged_part(
-            previous.rows(name),
+            previous.rows(bucket),
             present,
             changed_users,
             pl.read_parquet(fresh) if fresh.exists() else None,
         )
         if rows.height == 0:
             continue
-        sink = ParquetFileSink(run / name, metadata)
+        (run / TABLE_DIR).mkdir(exist_ok=True)
+        sink = ParquetFileSink(run / TABLE_DIR / name, metadata)
         sink.write(rows)
-        records.append(part_record(run / name, sink.close()))
+        records.append(part_record(run / TABLE_DIR / name, sink.close()))
     shutil.rmtree(run / FRESH_DIR, ignore_errors=True)
     return Written(
         rows=sum(r["rows"] for r in records),

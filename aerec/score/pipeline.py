@@ -17,12 +17,15 @@ from aerec.contracts import (
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
     SUCCESS_FILE,
+    TABLE_DIR,
     USERS_DIR,
     FingerprintsRecord,
     IncrementalRecord,
     InputRecord,
     Manifest,
     Progress,
+    run_stamp,
+    users_file,
 )
 from aerec.data.readers import detect_layout
 from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
@@ -102,6 +105,7 @@ def score_all(
     parts: int | None = None,
     engine: str = "local",
     ray: RayOptions | None = None,
+    fingerprints: bool = False,
 ) -> Manifest:
     """Score every user (or those listed in `users`) and publish the top-k table.
 
@@ -120,7 +124,8 @@ def score_all(
     by user bucket, then manifest.json and _SUCCESS); `engine` "ray" scores it on a Ray
     cluster (`ray` options), reading Parquet ratings (a file or a directory of parts).
     `incremental_from` (a previous partitioned run, of either engine) lets an unchanged
-    model rescore only the users whose ratings changed (aerec.score.incremental).
+    model rescore only the users whose ratings changed (aerec.score.incremental);
+    `fingerprints` writes each user's fingerprint beside the parts so a later run can.
     """
     started = time.perf_counter()
     if engine not in ENGINES:
@@ -143,8 +148,8 @@ def score_all(
     k = info.rows_per_user(k)
     wanted = read_user_ids(users) if users is not None else None
     run = Manifest(k=k, model_version=info.version, score=info.score, provider=scorer.provider)
-    if run_name is not None:
-        run["run"] = run_name
+    if run_name is not None or parts is not None or engine == "ray":
+        run["run"] = run_name or run_stamp()  # a partitioned table's files carry it
     previous = Path(published) if published is not None else Path(out).parent
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
@@ -184,6 +189,7 @@ def score_all(
             previous,
             min_rows_fraction,
             reuse,
+            fingerprints,
         )
         return manifest, counts
 
@@ -203,7 +209,9 @@ def score_all(
         reuse = None
         if incremental_from is not None:
             reuse = previous_run(Path(incremental_from), info.version, k, parts)
-        table = PartitionedRun(scorer, Path(out), parts, stamped(run), batch_size, k, reuse)
+        table = PartitionedRun(
+            scorer, Path(out), parts, stamped(run), batch_size, k, reuse, fingerprints
+        )
         written = table.write(chunks)
         return seal_parts(
             Path(out), written, parts, table.run, finish, previous, min_rows_fraction
@@ -232,9 +240,9 @@ def score_all(
 
 
 class PartitionedRun:
-    """The local engine's partitioned table: parts by user bucket plus each user's
-    fingerprint in _users/; with a reusable previous run, only new or changed users are
-    scored and the parts are merged with the previous run's."""
+    """The local engine's partitioned table: parts by user bucket in TABLE_DIR, plus (when
+    asked, or when reusing) each user's fingerprint in _users/; with a reusable previous
+    run, only new or changed users are scored and the parts are merged with its parts."""
 
     def __init__(
         self,
@@ -245,15 +253,23 @@ class PartitionedRun:
         batch_size: int,
         k: int,
         reuse: PreviousRun | None,
+        fingerprints: bool,
     ) -> None:
         self.scorer, self.out, self.parts, self.run = scorer, out, parts, run
         self.batch_size, self.k, self.reuse = batch_size, k, reuse
         self.metadata = table_metadata(run)
-        self.prints = PartitionedSink(out / USERS_DIR, parts, {}, FINGERPRINT_SCHEMA)
+        self.prints = (
+            PartitionedSink(out / USERS_DIR, parts, {}, users_file, FINGERPRINT_SCHEMA)
+            if fingerprints or reuse is not None
+            else None
+        )
         self.rescored: list[np.ndarray] = []
 
     def _rows(self, chunks: Iterable[UserVectors]) -> Iterator[pl.DataFrame]:
         for vectors in chunks:
+            if self.prints is None:
+                yield score_users(self.scorer, vectors, self.batch_size, self.k)
+                continue
             prints = fingerprint_rows(vectors)
             self.prints.write(prints)
             if self.reuse is not None:
@@ -263,16 +279,19 @@ class PartitionedRun:
             yield score_users(self.scorer, vectors, self.batch_size, self.k)
 
     def write(self, chunks: Iterable[UserVectors]) -> Written:
-        fresh = self.out / FRESH_DIR if self.reuse is not None else self.out
+        fresh = self.out / (FRESH_DIR if self.reuse is not None else TABLE_DIR)
+        tag = self.run["run"]
         try:
-            written = write_parts(self._rows(chunks), fresh, self.parts, self.metadata)
-            prints = self.prints.close()
+            written = write_parts(self._rows(chunks), fresh, self.parts, self.metadata, tag)
+            prints = self.prints.close() if self.prints is not None else None
         except BaseException:
-            self.prints.abort()
+            if self.prints is not None:
+                self.prints.abort()
             raise
-        self.run["fingerprints"] = FingerprintsRecord(
-            version=FINGERPRINT_VERSION, files=list(prints.parts)
-        )
+        if prints is not None:
+            self.run["fingerprints"] = FingerprintsRecord(
+                version=FINGERPRINT_VERSION, files=list(prints.parts)
+            )
         if self.reuse is None:
             return written
         rescored = np.sort(np.concatenate([np.empty(0, np.int64), *self.rescored]))
@@ -281,7 +300,7 @@ class PartitionedRun:
             rescored_users=len(rescored),
         )
         log.info("incremental run: %d users rescored, the rest reused", len(rescored))
-        return merge_parts(self.out, self.reuse, rescored, self.parts, self.metadata)
+        return merge_parts(self.out, self.reuse, rescored, self.parts, self.metadata, tag)
 
 
 def _check_ray_input(source: InputFiles) -> None:

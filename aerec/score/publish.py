@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,10 +19,11 @@ import polars as pl
 from aerec.contracts import (
     MANIFEST_FILE,
     RECS_META,
-    RECS_SCHEMA,
     SCHEMA_VERSION,
     SUCCESS_FILE,
+    TABLE_DIR,
     Manifest,
+    part_file,
     partitioning,
 )
 from aerec.errors import AerecError, InputError
@@ -134,11 +135,12 @@ def write_parts(
     directory: Path,
     parts: int,
     metadata: dict[str, str],
-    schema: Mapping[str, pl.DataType] = RECS_SCHEMA,
+    run_tag: str,
 ) -> Written:
-    """The batches' rows as part files by user bucket in `directory` (a new run directory
-    that nobody reads yet); on failure the parts written so far are removed."""
-    sink = PartitionedSink(directory, parts, metadata, schema)
+    """The batches' rows as part files by user bucket in `directory` (in a new run
+    directory that nobody reads yet), named for the run; on failure the parts written so
+    far are removed."""
+    sink = PartitionedSink(directory, parts, metadata, lambda bucket: part_file(bucket, run_tag))
     try:
         for rows in batches:
             sink.write(rows)
@@ -158,9 +160,10 @@ def seal_parts(
     min_rows_fraction: float = 0.0,
 ) -> Manifest:
     """The gates, then manifest.json (every part with its sha256) and _SUCCESS, for parts
-    already written into `directory`."""
+    already written into `directory`/TABLE_DIR."""
     manifest = _gated_manifest(directory, written, run, after, previous, min_rows_fraction)
-    manifest["parts"], manifest["partitioning"] = list(written.parts), partitioning(parts)
+    manifest["table"], manifest["parts"] = TABLE_DIR, list(written.parts)
+    manifest["partitioning"] = partitioning(parts)
     with atomic_group(directory, [MANIFEST_FILE, SUCCESS_FILE]) as (manifest_path, success):
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         success.write_text("")

@@ -26,14 +26,16 @@ import pyarrow as pa
 from aerec import errors
 from aerec.contracts import (
     DEFAULT_PARTS,
-    PART_FILE,
     RECS_SCHEMA,
+    TABLE_DIR,
     USERS_DIR,
     FingerprintsRecord,
     IncrementalRecord,
     Manifest,
     PartRecord,
+    part_file,
     user_bucket,
+    users_file,
 )
 from aerec.data.readers import canonical_block
 from aerec.errors import AerecError
@@ -43,6 +45,7 @@ from aerec.io.sinks import ParquetFileSink, Written, part_record
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
     FINGERPRINT_VERSION,
+    Listed,
     fingerprint_rows,
     listed_files,
     merged_part,
@@ -81,59 +84,63 @@ def _prepare(block: pa.Table, parts: int, source: str, wanted: list[int] | None)
     return frame.with_columns(pl.Series(BUCKET, buckets)).to_arrow()
 
 
+@dataclass(frozen=True)
+class PartJob:
+    """What every scoring actor of one run needs to know besides the model."""
+
+    k: int
+    batch_size: int
+    directory: Path  # the run's output directory (parts in TABLE_DIR, fingerprints in _users)
+    metadata: dict[str, str]  # the Parquet key-value metadata of each part
+    source: str  # the ratings, as errors name them
+    run_tag: str  # in every part file's name
+    fingerprints: bool  # write each user's fingerprint (for a later incremental run)
+    previous: Path | None = None  # a run whose parts to reuse
+    previous_files: dict[int, Listed] | None = None  # its manifest's records, by bucket
+
+
 class PartScorer:
     """A Ray Data actor: one ONNX Runtime session; each call scores one bucket's users."""
 
-    def __init__(
-        self,
-        model: str,
-        device: str,
-        threads: int,
-        k: int,
-        batch_size: int,
-        directory: str,
-        metadata: dict[str, str],
-        source: str,
-        previous: str | None = None,
-        previous_files: dict[str, tuple[PartRecord | None, PartRecord | None]] | None = None,
-    ) -> None:
+    def __init__(self, model: str, device: str, threads: int, job: PartJob) -> None:
         keep_large_buffers_out_of_the_heap()
         self.scorer = BatchScorer(model, device, threads)
-        self.k, self.batch_size, self.source = k, batch_size, source
-        self.directory, self.metadata = Path(directory), metadata
-        self.previous = Path(previous) if previous else None  # a run whose parts to reuse
-        self.previous_files = previous_files or {}  # its manifest's records, by part
+        self.job = job
 
     def __call__(self, group: pa.Table) -> dict[str, Any]:
+        job = self.job
         frame = pl.from_arrow(group)
         assert isinstance(frame, pl.DataFrame)
-        name = PART_FILE.format(bucket=int(frame[BUCKET][0]))
+        bucket = int(frame[BUCKET][0])
         frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
-        vectors = build_user_vectors(frame, self.scorer.info.items, self.source)
+        vectors = build_user_vectors(frame, self.scorer.info.items, job.source)
         record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
         prints_record: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
         scored, distrusted = vectors, ""
         if len(vectors.users):
             prints = fingerprint_rows(vectors)
-            path = self.directory / USERS_DIR / name
-            prints_record = dict(part_record(path, _write(path, prints, {}, FINGERPRINT_SCHEMA)))
+            if job.fingerprints or job.previous is not None:
+                path = job.directory / USERS_DIR / users_file(bucket)
+                written = _write(path, prints, {}, FINGERPRINT_SCHEMA)
+                prints_record = dict(part_record(path, written))
             before = None
-            if self.previous is not None:
-                listed = self.previous_files.get(name, (None, None))
-                before = previous_part(self.previous, name, listed)
-                distrusted = name if before is None else ""
+            if job.previous is not None:
+                listed = (job.previous_files or {}).get(bucket, (None, None))
+                before = previous_part(job.previous, listed)
+                distrusted = users_file(bucket) if before is None else ""
             if before is not None:
                 scored = subset(
                     vectors, before.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
                 )
-            rows = score_users(self.scorer, scored, self.batch_size, self.k)
+            rows = score_users(self.scorer, scored, job.batch_size, job.k)
             if before is not None:
                 changed = pl.Series("user_id", scored.users.ids, dtype=pl.Int64).implode()
                 present = pl.Series("user_id", vectors.users.ids, dtype=pl.Int64)
                 rows = merged_part(before.rows, present, changed, rows)
             if rows.height:
-                path = self.directory / name
-                record = dict(part_record(path, _write(path, rows, self.metadata, RECS_SCHEMA)))
+                path = job.directory / TABLE_DIR / part_file(bucket, job.run_tag)
+                written = _write(path, rows, job.metadata, RECS_SCHEMA)
+                record = dict(part_record(path, written))
         record.update(asdict(ReadCounts.of(vectors)), rescored_users=len(scored.users))
         record.update({f"prints_{key}": value for key, value in prints_record.items()})
         record["distrusted"] = distrusted
@@ -233,6 +240,7 @@ def score_parts_on_ray(
     previous: Path | None,
     min_rows_fraction: float,
     reuse: tuple[Path, Manifest] | None = None,
+    fingerprints: bool = False,
 ) -> Manifest:
     """Score the ratings (`source`: a Parquet file or a directory's listed parts) into
     `directory`'s parts, then seal them with the manifest (the publish gates run first).
@@ -276,13 +284,17 @@ def score_parts_on_ray(
                     "model": str(model),
                     "device": device,
                     "threads": max(1, int(options.num_cpus)),
-                    "k": run["k"],
-                    "batch_size": batch_size,
-                    "directory": str(directory),
-                    "metadata": table_metadata(run),
-                    "source": str(ratings),
-                    "previous": str(reuse[0]) if reuse is not None else None,
-                    "previous_files": listed_files(reuse[1]) if reuse is not None else None,
+                    "job": PartJob(
+                        k=run["k"],
+                        batch_size=batch_size,
+                        directory=directory,
+                        metadata=table_metadata(run),
+                        source=str(ratings),
+                        run_tag=run["run"],
+                        fingerprints=fingerprints,
+                        previous=reuse[0] if reuse is not None else None,
+                        previous_files=listed_files(reuse[1]) if reuse is not None else None,
+                    ),
                 },
                 compute=ray.data.ActorPoolStrategy(size=size),
                 num_cpus=options.num_cpus,
@@ -298,7 +310,8 @@ def score_parts_on_ray(
     finally:
         if started:
             ray.shutdown()
-    for stray in [*directory.glob(".*.tmp"), *directory.glob(f"{USERS_DIR}/.*.tmp")]:
+    strays = [directory / TABLE_DIR, directory / USERS_DIR]
+    for stray in [path for folder in strays for path in folder.glob(".*.tmp")]:
         stray.unlink()  # left by a worker killed while writing
     if reuse is not None:
         rescored = sum(int(record["rescored_users"]) for record in records)
@@ -315,14 +328,15 @@ def score_parts_on_ray(
                 ", ".join(distrusted[:5]),
             )
         log.info("incremental run: %d users rescored, the rest reused", rescored)
-    run["fingerprints"] = FingerprintsRecord(
-        version=FINGERPRINT_VERSION,
-        files=[
-            _record(r, "prints_")
-            for r in sorted(records, key=lambda r: str(r["file"]))
-            if r["prints_file"]
-        ],
-    )
+    if fingerprints or reuse is not None:
+        run["fingerprints"] = FingerprintsRecord(
+            version=FINGERPRINT_VERSION,
+            files=[
+                _record(r, "prints_")
+                for r in sorted(records, key=lambda r: str(r["prints_file"]))
+                if r["prints_file"]
+            ],
+        )
     return seal_parts(
         directory, _written(records, counts), parts, run, after, previous, min_rows_fraction
     )

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import onnx
@@ -16,7 +17,7 @@ import polars as pl
 import pytest
 from conftest import big_ratings
 
-from aerec.contracts import PUBLISHED_NAMES
+from aerec.contracts import LEGACY_LINKS
 from aerec.errors import InputError, LockHeld
 from aerec.io import pointer
 from aerec.io.digest import file_sha256
@@ -50,19 +51,43 @@ def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) ->
     return out
 
 
+def current_manifest(out: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((out / "current" / "manifest.json").read_text())
+    return manifest
+
+
+def table_glob(out: Path) -> str:
+    """The documented path of the published table."""
+    return str(out / "current" / "recs" / "*.parquet")
+
+
 def test_publishes_and_keeps_last_runs(
     published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
 ) -> None:
-    manifest = json.loads((published / "manifest.json").read_text())
-    assert manifest["sha256"] == file_sha256(published / "recs.parquet")
-    assert (published / "_SUCCESS").exists()
-    assert (published / "runs" / manifest["run"] / "recs.parquet").exists()
+    manifest = current_manifest(published)
+    [part] = manifest["parts"]  # one part unless --parts asks for more
+    run = published / "runs" / manifest["run"]
+    assert part["sha256"] == file_sha256(run / "recs" / part["file"])
+    assert part["file"] == f"part-00000-{manifest['run']}.parquet"
+    assert (run / "_SUCCESS").exists() and not (run / "_users").exists()
     for _ in range(2):
-        nightly(tiny_model, tiny_data[0], published, keep=2, device="cpu")
+        nightly(tiny_model, tiny_data[0], published, keep=2, device="cpu", retain_minutes=0)
     runs = sorted(p.name for p in (published / "runs").iterdir())
     assert len(runs) == 2 and manifest["run"] not in runs
-    latest = json.loads((published / "manifest.json").read_text())
-    assert latest["run"] == runs[-1]
+    assert current_manifest(published)["run"] == runs[-1]
+
+
+def test_a_superseded_run_is_kept_for_slow_readers(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    """With --keep 1 a reader that resolved `current` keeps its run while retained."""
+    reader_run = (published / "current").resolve()
+    for _ in range(2):
+        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu")
+    assert pl.read_parquet(reader_run / "recs" / "*.parquet").height > 0  # still there
+    nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
+    assert not reader_run.exists()  # past retention, --keep 1 prunes it
+    assert len(list((published / "runs").iterdir())) == 1
 
 
 def test_second_run_exits_with_lock_code(
@@ -99,19 +124,18 @@ def test_run_while_another_process_holds_the_lock(
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-    before = {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()}
+    before, before_run = published_state(published), current_manifest(published)["run"]
     result = subprocess.run(
         nightly_cmd(tiny_model, tiny_data[0], published), capture_output=True, text=True
     )
     assert result.returncode == 75, result.stderr
-    assert {p.name: p.read_bytes() for p in published.iterdir() if p.is_file()} == before
+    assert published_state(published) == before
     holder.communicate("\n", timeout=30)
     again = subprocess.run(
         nightly_cmd(tiny_model, tiny_data[0], published), capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
-    manifest = json.loads((published / "manifest.json").read_text())
-    assert manifest["run"] != json.loads(before["manifest.json"])["run"]
+    assert current_manifest(published)["run"] != before_run
 
 
 def run_and_kill_while_writing(command: list[str], runs: Path) -> int:
@@ -133,7 +157,7 @@ def test_kill_9_while_writing_leaves_published_table(
 ) -> None:
     ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
     for _ in range(3):  # a run that finished before the kill landed proves nothing: retry
-        before = (published / "recs.parquet").read_bytes()
+        before = published_state(published)
         code = run_and_kill_while_writing(
             nightly_cmd(tiny_model, ratings, published), published / "runs"
         )
@@ -141,8 +165,8 @@ def test_kill_9_while_writing_leaves_published_table(
             break
     else:
         pytest.fail("every run finished before it could be killed")
-    assert (published / "recs.parquet").read_bytes() == before
-    assert pl.read_parquet(published / "recs.parquet").height > 0
+    assert published_state(published) == before
+    assert pl.read_parquet(table_glob(published)).height > 0
     manifest = nightly(tiny_model, ratings, published, device="cpu")  # no stale lock
     assert manifest["users"] == 60_000
 
@@ -180,9 +204,7 @@ def bad_inputs(tmp_path: Path, tiny_model: Path) -> dict[str, tuple[Path, Path]]
 def test_bad_inputs_leave_output_untouched(
     published: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    before = {
-        p.name: p.read_bytes() for p in published.iterdir() if p.is_file() and p.name != ".lock"
-    }
+    before = published_state(published)
     runs_before = sorted(p.name for p in (published / "runs").iterdir())
     for case, (model, ratings) in bad_inputs(tmp_path, tiny_model).items():
         result = subprocess.run(
@@ -194,15 +216,12 @@ def test_bad_inputs_leave_output_untouched(
         assert result.returncode == 2, (case, result.stderr)
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("aerec: error: "), (case, last)
-        after = {
-            p.name: p.read_bytes() for p in published.iterdir() if p.is_file() and p.name != ".lock"
-        }
-        assert after == before, case
+        assert published_state(published) == before, case
         assert sorted(p.name for p in (published / "runs").iterdir()) == runs_before, case
 
 
 def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
-    path = str(published / "recs.parquet")
+    path = table_glob(published)
     con = duckdb.connect()
     described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
     types = {row[0]: row[1] for row in described}
@@ -212,7 +231,7 @@ def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
                count(*) FILTER (WHERE rank < 1 OR rank > 5),
                count(*) - count(DISTINCT (user_id, item_id))
         FROM read_parquet('{path}')""").fetchone()
-    manifest = json.loads((published / "manifest.json").read_text())
+    manifest = current_manifest(published)
     assert (rows, users, bad_rank, dupes) == (manifest["rows"], manifest["users"], 0, 0)
     ordered = con.execute(f"""
         SELECT count(*) FROM (
@@ -231,24 +250,29 @@ def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
 
 
 def test_downstream_polars_reads_the_contract(published: Path) -> None:
-    recs = pl.read_parquet(published / "recs.parquet")
+    recs = pl.read_parquet(table_glob(published))
     assert recs.equals(recs.sort("user_id", "rank"))
-    assert pl.read_parquet_metadata(published / "recs.parquet")["aerec.k"] == "5"
+    [part] = (published / "current" / "recs").iterdir()
+    assert pl.read_parquet_metadata(part)["aerec.k"] == "5"
+    assert pl.scan_parquet(published / "current" / "recs").collect().equals(recs)  # the folder
 
 
 def published_state(out: Path) -> dict[str, bytes]:
-    """What a reader of the published names sees, and where `current` points."""
-    state = {name: (out / name).read_bytes() for name in PUBLISHED_NAMES}
+    """Where `current` points and every file of the published run, as a reader sees them."""
+    run = out / "current"
+    state = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
     state["current"] = os.readlink(out / "current").encode()
     return state
 
 
-def test_published_names_are_links_through_current(published: Path) -> None:
-    manifest = json.loads((published / "manifest.json").read_text())
+def test_the_published_run_holds_the_table_in_a_folder_of_its_own(published: Path) -> None:
+    manifest = current_manifest(published)
     assert os.readlink(published / "current") == f"runs/{manifest['run']}"
-    for name in PUBLISHED_NAMES:
-        assert os.readlink(published / name) == f"current/{name}"
-    assert manifest["sha256"] == file_sha256(published / "current" / "recs.parquet")
+    assert manifest["table"] == "recs"
+    run = published / "current"
+    assert sorted(p.name for p in run.iterdir()) == ["_SUCCESS", "manifest.json", "recs"]
+    assert [p.name for p in (run / "recs").iterdir()] == [r["file"] for r in manifest["parts"]]
+    assert sorted(p.name for p in published.iterdir()) == [".aerec", ".lock", "current", "runs"]
 
 
 def test_files_aerec_did_not_write_are_never_replaced(
@@ -256,15 +280,15 @@ def test_files_aerec_did_not_write_are_never_replaced(
 ) -> None:
     out = tmp_path / "recs"
     out.mkdir()
-    for name in PUBLISHED_NAMES:
+    for name in LEGACY_LINKS:
         (out / name).write_text("someone else's")
     result = subprocess.run(
         nightly_cmd(tiny_model, tiny_data[0], out), capture_output=True, text=True
     )
     assert result.returncode == 2, result.stderr
     assert "is not an aerec published-runs directory" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(PUBLISHED_NAMES)
-    assert all((out / name).read_text() == "someone else's" for name in PUBLISHED_NAMES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(LEGACY_LINKS)
+    assert all((out / name).read_text() == "someone else's" for name in LEGACY_LINKS)
 
 
 def test_a_model_directory_is_not_a_published_directory(
@@ -281,9 +305,13 @@ def test_a_model_directory_is_not_a_published_directory(
 def test_a_directory_of_an_aerec_before_markers_is_adopted(
     published: Path, tiny_model: Path, tiny_data: tuple[Path, Path]
 ) -> None:
+    """An older aerec's directory: no marker, and its links through `current` in DIR."""
     (published / ".aerec").unlink()
+    for name in LEGACY_LINKS:
+        os.symlink(f"current/{name}", published / name)
     nightly(tiny_model, tiny_data[0], published, device="cpu")
     assert json.loads((published / ".aerec").read_text())["kind"] == "published-runs"
+    assert not any((published / name).is_symlink() for name in LEGACY_LINKS)  # they'd dangle
 
 
 def test_prune_keeps_what_aerec_did_not_make(
@@ -292,7 +320,7 @@ def test_prune_keeps_what_aerec_did_not_make(
     (published / "runs" / "notes").mkdir()
     (published / "runs" / "notes" / "keep.txt").write_text("mine")
     for _ in range(3):
-        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu")
+        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
     names = sorted(p.name for p in (published / "runs").iterdir())
     assert len(names) == 2 and names[-1] == "notes"
     assert (published / "runs" / "notes" / "keep.txt").read_text() == "mine"
@@ -342,7 +370,8 @@ def test_disk_full_leaves_nightly_publication(
     assert "No space left on device" in result.stderr.strip().splitlines()[-1]
     assert published_state(out) == before
     manifest = json.loads(before["manifest.json"])
-    assert manifest["sha256"] == file_sha256(out / "recs.parquet")
+    [part] = manifest["parts"]
+    assert part["sha256"] == file_sha256(out / "current" / "recs" / part["file"])
     assert [p.name for p in (out / "runs").iterdir()] == [manifest["run"]]
 
 

@@ -1,6 +1,7 @@
 """Publish gates: a NaN model, a model of other data and a shrunken table publish nothing."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -25,10 +26,14 @@ def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) ->
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    """The published files (the lock file holds the last runner's pid)."""
-    return {
-        p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name != ".lock"
-    }
+    """Where `current` points and every file of the published run and of DIR itself (the
+    lock file holds the last runner's pid)."""
+    run = directory / "current"
+    files = [p for p in directory.iterdir() if p.is_file() and p.name != ".lock"]
+    state = {str(p.relative_to(directory)): p.read_bytes() for p in files}
+    state.update({str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()})
+    state["current"] = os.readlink(run).encode()
+    return state
 
 
 def test_nan_model_publishes_nothing(
@@ -89,13 +94,26 @@ def test_shrunken_table_is_refused_unless_allowed(
 ) -> None:
     users = tmp_path / "users.txt"
     users.write_text("\n".join(str(u) for u in range(1, 11)))  # 10 of 120 users
-    out = published / "recs.parquet"
     before = snapshot(published)
     with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
-        score_all(tiny_model, tiny_data[0], out, device="cpu", users=users)
+        nightly(tiny_model, tiny_data[0], published, device="cpu", users=users)
     assert snapshot(published) == before
-    manifest = score_all(
-        tiny_model, tiny_data[0], out, device="cpu", users=users, min_rows_fraction=0.0
+    manifest = nightly(
+        tiny_model, tiny_data[0], published, device="cpu", users=users, min_rows_fraction=0.0
     )
-    assert manifest["rows"] == 50 and pl.read_parquet(out).height == 50
-    assert json.loads((published / "manifest.json").read_text())["rows"] == 50
+    assert manifest["rows"] == 50
+    assert pl.read_parquet(published / "current" / "recs" / "*.parquet").height == 50
+    assert json.loads((published / "current" / "manifest.json").read_text())["rows"] == 50
+
+
+def test_a_single_file_table_is_gated_against_the_one_it_replaces(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(str(u) for u in range(1, 11)))
+    out = tmp_path / "recs.parquet"
+    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    before = out.read_bytes()
+    with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
+        score_all(tiny_model, tiny_data[0], out, device="cpu", users=users)
+    assert out.read_bytes() == before

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from aerec.contracts import part_bucket
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.score.dataset import score_dataset as nightly
@@ -61,7 +62,7 @@ def changed_ratings(ratings: Path, out: Path) -> tuple[Path, set[int]]:
 
 
 def table(directory: Path) -> pl.DataFrame:
-    return pl.read_parquet(directory / "current" / "*.parquet").sort("user_id", "rank")
+    return pl.read_parquet(directory / "current" / "recs" / "*.parquet").sort("user_id", "rank")
 
 
 def assert_equal_tables(got: pl.DataFrame, want: pl.DataFrame) -> None:
@@ -85,8 +86,9 @@ def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
     nightly(tiny_model, ratings, full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
     manifest = json.loads((out / "current" / "manifest.json").read_text())
-    assert [p["file"] for p in manifest["parts"]] == [
-        p["file"] for p in json.loads((full / "current" / "manifest.json").read_text())["parts"]
+    assert [part_bucket(p["file"]) for p in manifest["parts"]] == [
+        part_bucket(p["file"])
+        for p in json.loads((full / "current" / "manifest.json").read_text())["parts"]
     ]
     assert not (out / "current" / ".fresh").exists()
 
@@ -115,8 +117,9 @@ def test_a_model_change_forces_a_full_run(
 
 def tamper(run: Path, how: str) -> str:
     """Damage one file of a published run as a disk, an operator or a bad copy might."""
-    parts = sorted(run.glob("part-*.parquet"))
+    parts = sorted((run / "recs").glob("part-*.parquet"))
     victim, other = parts[0], parts[1]
+    prints = run / "_users" / f"{victim.name[:10]}.parquet"
     if how == "deleted":
         victim.unlink()
     elif how == "another-parts-bytes":
@@ -124,8 +127,8 @@ def tamper(run: Path, how: str) -> str:
     elif how == "truncated":
         victim.write_bytes(victim.read_bytes()[:100])
     elif how == "fingerprints-garbage":
-        (run / "_users" / victim.name).write_bytes(b"not parquet")
-    return victim.name
+        prints.write_bytes(b"not parquet")
+    return victim.name[:10]  # part-NNNNN: the damaged part
 
 
 @pytest.mark.parametrize(
@@ -141,11 +144,11 @@ def test_a_reused_file_that_fails_its_check_is_rescored_in_full(
     out = tmp_path / "recs"
     first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
     name = tamper(out / "runs" / first["run"], how)
-    damaged = next(p for p in first["parts"] if p["file"] == name)
+    damaged = next(p for p in first["parts"] if p["file"].startswith(name))
     ratings, _ = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
     with caplog.at_level("WARNING"):
         second = nightly(tiny_model, ratings, out, device="cpu", incremental=True)
-    assert f"{name} " in caplog.text and "rescored in full" in caplog.text
+    assert f"/{name}" in caplog.text and "rescored in full" in caplog.text
     assert second["incremental"]["rescored_users"] >= damaged["users"]
     full = tmp_path / "full"
     nightly(tiny_model, ratings, full, device="cpu", parts=4)

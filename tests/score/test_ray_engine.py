@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from conftest import shared_file
 
-from aerec.contracts import user_bucket
+from aerec.contracts import part_bucket, user_bucket
 from aerec.errors import InputError
 from aerec.io.digest import file_sha256
 from aerec.score import ray_engine
@@ -60,7 +60,7 @@ def as_parquet(ratings: Path, out: Path, pieces: int = 1) -> Path:
 def assert_same_rows(single: Path, parts: Path) -> None:
     """The same users, ranks and items; scores within 1e-5."""
     want = pl.read_parquet(single)
-    got = pl.read_parquet(parts / "*.parquet").sort("user_id", "rank")
+    got = pl.read_parquet(parts / "recs" / "*.parquet").sort("user_id", "rank")
     assert got.select("user_id", "rank", "item_id").equals(
         want.select("user_id", "rank", "item_id")
     )
@@ -73,15 +73,15 @@ def assert_partitioned_contract(directory: Path, manifest: dict[str, Any]) -> No
     parts = manifest["partitioning"]["parts"]
     users: list[int] = []
     for record in manifest["parts"]:
-        path = directory / record["file"]
+        path = directory / manifest["table"] / record["file"]
         assert file_sha256(path) == record["sha256"]
         frame = pl.read_parquet(path)
         assert frame.equals(frame.sort("user_id", "rank")) and frame.height == record["rows"]
-        bucket = int(record["file"].removeprefix("part-").removesuffix(".parquet"))
+        bucket = part_bucket(record["file"])
         assert set(user_bucket(frame["user_id"].to_numpy(), parts)) == {bucket}
         users += frame["user_id"].unique().to_list()
     assert len(users) == len(set(users)) == manifest["users"]
-    glob = str(directory / "*.parquet")
+    glob = str(directory / "recs" / "*.parquet")
     count = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchone()
     assert count == (manifest["rows"],)
     assert pl.scan_parquet(glob).select(pl.len()).collect().item() == manifest["rows"]
@@ -103,7 +103,9 @@ def test_ray_equals_single_node_on_synthetic_data(
     assert (out / "_SUCCESS").exists()
     local = tmp_path / "local"
     local_manifest = score_all(tiny_model, tiny_data[0], local, device="cpu", parts=4)
-    assert [p["file"] for p in local_manifest["parts"]] == [p["file"] for p in manifest["parts"]]
+    assert [part_bucket(p["file"]) for p in local_manifest["parts"]] == [
+        part_bucket(p["file"]) for p in manifest["parts"]
+    ]
     assert_same_rows(single, local)
 
 
@@ -141,7 +143,7 @@ class DyingScorer(PartScorer):
     """Dies like a killed worker (no clean-up) the first time it meets bucket 2, once."""
 
     def __call__(self, group: Any) -> dict[str, Any]:
-        marker = Path(self.directory) / ".." / "died-once"
+        marker = Path(self.job.directory) / ".." / "died-once"
         if int(group[ray_engine.BUCKET][0].as_py()) == 2 and not marker.exists():
             marker.write_text("")
             os._exit(1)
@@ -231,7 +233,7 @@ def test_a_ray_run_rescores_a_reused_part_that_fails_its_check(
         tiny_model, as_parquet(tiny_data[0], tmp_path / "before.parquet"), out, parts=4, **run
     )
     name = tamper(out / "runs" / first["run"], "another-parts-bytes")
-    damaged = next(p for p in first["parts"] if p["file"] == name)
+    damaged = next(p for p in first["parts"] if p["file"].startswith(name))
     changed_csv, _ = changed_ratings(tiny_data[0], tmp_path / "changed.csv")
     second = score_dataset(
         tiny_model, as_parquet(changed_csv, tmp_path / "after.parquet"), out, **run
@@ -262,5 +264,5 @@ def test_ray_reads_exactly_the_files_the_manifest_hashes(
     ]  # fmt: skip
     assert runs[0]["input"]["sha256"] == runs[1]["input"]["sha256"]
     assert runs[0]["users"] == runs[1]["users"]
-    read = pl.read_parquet(tmp_path / "out-nested" / "*.parquet")
+    read = pl.read_parquet(tmp_path / "out-nested" / "recs" / "*.parquet")
     assert read["user_id"].max() < 10_000

@@ -247,10 +247,10 @@ def test_score_all_into_a_directory_writes_a_partitioned_dataset(
         assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "current" / "manifest.json").read_text())
     assert manifest["partitioning"] == {"key": "user_id", "hash": "splitmix64", "parts": 3}
-    assert sorted(p.name for p in (out / "current").glob("*.parquet")) == [
+    assert sorted(p.name for p in (out / "current" / "recs").iterdir()) == [
         p["file"] for p in manifest["parts"]
     ]
-    table = pl.read_parquet(out / "current" / "*.parquet")
+    table = pl.read_parquet(out / "current" / "recs" / "*.parquet")
     score_all(tiny_model, tiny_data[0], tmp_path / "one.parquet", device="cpu")
     single = pl.read_parquet(tmp_path / "one.parquet")
     assert table.sort("user_id", "rank").equals(single)
