@@ -87,6 +87,15 @@ RECS_FILE = "recs.parquet"
 MANIFEST_FILE = "manifest.json"
 SUCCESS_FILE = "_SUCCESS"
 SCHEMA_VERSION = "1"
+
+
+def table_sidecars(table: str) -> tuple[str, str]:
+    """A single-file table's own manifest and completion marker, named after it (so two
+    tables in one folder never share them): recs.parquet -> recs.manifest.json, recs._SUCCESS."""
+    stem = table.removesuffix(".parquet")
+    return f"{stem}.{MANIFEST_FILE}", f"{stem}.{SUCCESS_FILE}"
+
+
 RECS_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.Int64(),
     "rank": pl.Int32(),

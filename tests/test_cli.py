@@ -105,6 +105,8 @@ def bad_input_cases(tmp: Path, model: Path, ratings: Path, checkpoint: Path) -> 
     latin1.write_bytes("movieId,title,genres\n1,Café,Drama\n".encode("latin-1"))
     users = tmp / "users.txt"
     users.write_text("user_id\n1\n2x\n")
+    huge_users = tmp / "huge-users.txt"
+    huge_users.write_text(f"{2**63}\n")  # alone: not to be mistaken for a header
     long_field = tmp / "long.csv"
     long_field.write_text("user_id,item_id,rating\n1,2," + "9" * 1_000_000 + "\n")
     score = ("score-all", "--model", str(model), "--ratings", str(ratings), "--device", "cpu")
@@ -166,6 +168,10 @@ def bad_input_cases(tmp: Path, model: Path, ratings: Path, checkpoint: Path) -> 
             "computes only its top 5",
         ),
         "bad users line": ((*score, *out, "--users", str(users)), f"{users}:3: not a user id"),
+        "a user id beyond int64": (
+            (*score, *out, "--users", str(huge_users)),
+            f"{huge_users}:1: user id 9223372036854775808 is outside the int64 range",
+        ),
         "absurd batch size": ((*score, *out, "--batch-size", "100000000000"), "--batch-size"),
         "a directory as the ratings file": (
             ("score-all", "--model", str(model), "--ratings", str(tmp), *out),

@@ -16,7 +16,6 @@ from aerec.contracts import (
     MANIFEST_FILE,
     MAX_UNKNOWN_SHARE,
     MIN_ROWS_FRACTION,
-    SUCCESS_FILE,
     TABLE_DIR,
     USERS_DIR,
     FingerprintsRecord,
@@ -25,10 +24,11 @@ from aerec.contracts import (
     Manifest,
     Progress,
     run_stamp,
+    table_sidecars,
     users_file,
 )
 from aerec.data.readers import detect_layout
-from aerec.data.stream import CHUNK_ROWS, NotSortedByUser
+from aerec.data.stream import CHUNK_ROWS, NotSortedByUser, remove_abandoned_sorts
 from aerec.errors import InputError, file_error
 from aerec.io.digest import InputFiles
 from aerec.io.outputs import check_disjoint, check_output_dir, check_output_file, model_inputs
@@ -71,19 +71,25 @@ def read_user_ids(path: str | Path) -> pl.Series:
     except UnicodeDecodeError:
         raise file_error(path, "not UTF-8 text") from None
     lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    if lines and not _is_id(lines[0][1]):
+    if lines and not _is_whole_number(lines[0][1]):
         lines = lines[1:]  # a header
     for number, line in lines:
-        if not _is_id(line):
+        if not _is_whole_number(line):
             raise file_error(path, f"not a user id: {line[:40]!r}", number)
+        if not _is_id(line):
+            raise file_error(path, f"user id {line[:40]} is outside the int64 range", number)
     if not lines:
         raise file_error(path, "lists no users")
     return pl.Series("user_id", [int(line) for _, line in lines], dtype=pl.Int64)
 
 
+def _is_whole_number(text: str) -> bool:
+    return text.removeprefix("-").isdigit()
+
+
 def _is_id(text: str) -> bool:
     """A whole number that fits int64."""
-    return text.lstrip("-").isdigit() and -(2**63) <= int(text) < 2**63
+    return _is_whole_number(text) and -(2**63) <= int(text) < 2**63
 
 
 def score_all(
@@ -117,7 +123,8 @@ def score_all(
     Nothing is published (InputError) when the model scores NaN, when more than
     `max_unknown` of the ratings or users are of items the model does not know, or when
     the table has fewer rows than `min_rows_fraction` of the one published in
-    `published` (a directory holding manifest.json; default: beside `out`). `run_name`
+    `published` (a run directory holding manifest.json; default for a single file: the
+    manifest of the file `out` replaces). `run_name`
     is recorded in the manifest as "run".
 
     With `parts`, `out` is a new directory that receives a partitioned table (part files
@@ -135,9 +142,10 @@ def score_all(
         _check_ray_input(source)
     else:
         detect_layout(Path(ratings))  # a missing, empty or unknown file: said before any work
+        remove_abandoned_sorts()
     if parts is None and engine == "local":
         check_output_file(out)
-        outputs = [Path(out), *(Path(out).parent / name for name in (MANIFEST_FILE, SUCCESS_FILE))]
+        outputs = [Path(out), *(Path(out).with_name(n) for n in table_sidecars(Path(out).name))]
     else:
         check_output_dir(out, (), (), "new (empty) output")
         outputs = [Path(out)]
@@ -150,7 +158,12 @@ def score_all(
     run = Manifest(k=k, model_version=info.version, score=info.score, provider=scorer.provider)
     if run_name is not None or parts is not None or engine == "ray":
         run["run"] = run_name or run_stamp()  # a partitioned table's files carry it
-    previous = Path(published) if published is not None else Path(out).parent
+    if published is not None:  # a run directory (or where none is published yet)
+        previous: Path | None = Path(published) / MANIFEST_FILE
+    elif parts is None and engine == "local":  # the single file this run replaces
+        previous = Path(out).with_name(table_sidecars(Path(out).name)[0])
+    else:
+        previous = None
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
     digest = hashing.submit(source.sha256)

@@ -25,6 +25,7 @@ from aerec.contracts import (
     Manifest,
     part_file,
     partitioning,
+    table_sidecars,
 )
 from aerec.errors import AerecError, InputError
 from aerec.io.atomic import atomic_group
@@ -41,12 +42,12 @@ def read_manifest(directory: Path) -> Manifest:
     return manifest
 
 
-def _published_rows(directory: Path) -> int:
-    """Rows of the table published in `directory` (0, with a warning, when unreadable)."""
+def _published_rows(manifest: Path) -> int:
+    """Rows of the table this manifest describes (0, with a warning, when unreadable)."""
     try:
-        return int(read_manifest(directory).get("rows", 0))
-    except (OSError, ValueError, TypeError) as error:
-        log.warning("%s: unreadable manifest, row gate skipped (%s)", directory, error)
+        return int(json.loads(manifest.read_text()).get("rows", 0))
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        log.warning("%s: unreadable manifest, row gate skipped (%s)", manifest, error)
         return 0
 
 
@@ -76,7 +77,7 @@ def _gated_manifest(
     min_rows_fraction: float,
 ) -> Manifest:
     """The publish gates, then the manifest: `after` (e.g. the model-fit check) and the
-    row gate against the table whose manifest.json is in `previous`."""
+    row gate against the table whose manifest is the file `previous`."""
     if after is not None:
         run = Manifest(**run, **after())
     if "users_read" in run:
@@ -86,7 +87,7 @@ def _gated_manifest(
                 f"{out}: the table holds {written.users} users but {expected} were read with "
                 "an item left to recommend; nothing published"
             )
-    if previous is not None and (previous / MANIFEST_FILE).is_file():
+    if previous is not None and previous.is_file():
         before = _published_rows(previous)
         if written.rows < min_rows_fraction * before:
             raise InputError(
@@ -104,19 +105,20 @@ def publish_recs(
     previous: Path | None = None,
     min_rows_fraction: float = 0.0,
 ) -> Manifest:
-    """Write the batches' rows to `out`, with manifest.json and _SUCCESS beside it, as a unit.
+    """Write the batches' rows to `out`, with its own manifest and _SUCCESS beside it
+    (table_sidecars: recs.manifest.json, recs._SUCCESS), as a unit.
 
     `run` holds what the caller knows of the run (model_version and k at least); `after`,
     called once every batch has been written and before anything is replaced, adds what
     only the end of a stream knows (or raises to publish nothing). A table with fewer rows
-    than `min_rows_fraction` of the one whose manifest.json is in `previous` is not
+    than `min_rows_fraction` of the one the manifest file `previous` describes is not
     published (InputError). The table, the manifest and the marker are all written under
     temporary names first and only then renamed into place (atomic_group), so a failure at
     any point, a full disk included, leaves the published three as they were.
     """
     out = Path(out)
     run = stamped(run)
-    names = [out.name, MANIFEST_FILE, SUCCESS_FILE]
+    names = [out.name, *table_sidecars(out.name)]
     with atomic_group(out.parent, names) as (table, manifest_path, success):
         sink = ParquetFileSink(table, table_metadata(run))
         for rows in batches:

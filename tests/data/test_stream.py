@@ -1,5 +1,7 @@
 """Ratings streamed as whole users in user order, sorted or not, on tiny known data."""
 
+import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -7,7 +9,12 @@ import polars as pl
 import pytest
 
 from aerec.data.readers import read_rating_chunks, read_ratings
-from aerec.data.stream import NotSortedByUser, complete_users, sort_on_disk
+from aerec.data.stream import (
+    NotSortedByUser,
+    complete_users,
+    remove_abandoned_sorts,
+    sort_on_disk,
+)
 
 SCHEMA = {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float32, "timestamp": pl.Int64}
 
@@ -97,3 +104,15 @@ def test_sort_on_disk_yields_every_rating_by_user(
     assert users == sorted(set(users))  # each user in exactly one group
     expected = read_ratings(path).sort("user_id", maintain_order=True)
     assert streamed.equals(expected)
+
+
+def test_what_a_killed_sort_left_is_removed_and_a_live_one_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = tmp_path / f"aerec-sort-{dead.pid}-x1"
+    running = tmp_path / f"aerec-sort-{os.getpid()}-x2"
+    theirs = tmp_path / "aerec-sort-notes"
+    for folder in (abandoned, running, theirs):
+        (folder / "000000").mkdir(parents=True)
+    assert remove_abandoned_sorts(tmp_path) == [abandoned.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, theirs.name])

@@ -62,12 +62,12 @@ def test_metadata_manifest_and_success(published: tuple[Path, dict], tiny_model:
     assert meta["aerec.k"] == "5"
     assert meta["aerec.schema_version"] == "1"
     assert "aerec.generated_at" in meta
-    on_disk = json.loads((out.parent / "manifest.json").read_text())
+    on_disk = json.loads((out.parent / "recs.manifest.json").read_text())
     assert on_disk == manifest
     assert manifest["sha256"] == file_sha256(out)
     assert manifest["rows"] == pl.read_parquet(out).height
     assert manifest["provider"] == "CPUExecutionProvider"
-    assert (out.parent / "_SUCCESS").exists()
+    assert (out.parent / "recs._SUCCESS").exists()
 
 
 def test_an_int8_graph_scores_like_the_float_graph(
@@ -125,7 +125,7 @@ def test_failed_run_leaves_previous_output(
     with pytest.raises(InputError, match="outside the scale"):
         score_all(tiny_model, bad, out, device="cpu")
     assert out.read_bytes() == before
-    assert (out.parent / "_SUCCESS").exists()
+    assert (out.parent / "recs._SUCCESS").exists()
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -264,3 +264,17 @@ def test_the_ray_engine_refuses_a_csv_before_starting(
     with pytest.raises(InputError, match="--engine ray reads Parquet ratings"):
         score_all(tiny_model, tiny_data[0], tmp_path / "out", device="cpu", engine="ray")
     assert not (tmp_path / "out").exists()
+
+
+def test_two_tables_in_one_folder_keep_their_own_manifests(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("\n".join(str(u) for u in range(1, 11)))
+    everyone = score_all(tiny_model, tiny_data[0], tmp_path / "all.parquet", device="cpu")
+    # a small table beside a big one is not gated against the big one's rows
+    few = score_all(tiny_model, tiny_data[0], tmp_path / "few.parquet", device="cpu", users=users)
+    assert json.loads((tmp_path / "all.manifest.json").read_text()) == everyone
+    assert json.loads((tmp_path / "few.manifest.json").read_text()) == few
+    assert (tmp_path / "all._SUCCESS").exists() and (tmp_path / "few._SUCCESS").exists()
+    assert few["rows"] < everyone["rows"] // 2
