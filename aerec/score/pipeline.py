@@ -56,6 +56,7 @@ from aerec.score.publish import (
 )
 from aerec.score.ray_engine import RayOptions
 from aerec.score.scorer import BatchScorer, score_users
+from aerec.score.session import ModelFile
 from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ def score_all(
         outputs = [Path(out)]
     check_disjoint(outputs, [ratings, *model_inputs(model)])
     keep_large_buffers_out_of_the_heap()
-    scorer = BatchScorer(model, device)
+    model_file = ModelFile.read(model)  # once: every session of this run scores these bytes
+    scorer = BatchScorer(model_file, device)
     info = scorer.info
     k = info.rows_per_user(k)
     wanted = read_user_ids(users) if users is not None else None
@@ -188,7 +190,7 @@ def score_all(
             if previous_manifest is not None:
                 reuse = (Path(incremental_from), previous_manifest)
         manifest = score_parts_on_ray(
-            Path(model),
+            model_file,
             source,
             Path(out),
             parts,

@@ -55,6 +55,7 @@ from aerec.score.incremental import (
 from aerec.score.memory import keep_large_buffers_out_of_the_heap
 from aerec.score.publish import Finish, seal_parts, stamped, table_metadata
 from aerec.score.scorer import BatchScorer, score_users
+from aerec.score.session import ModelFile
 from aerec.score.vectors import ReadCounts, build_user_vectors
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,14 @@ class PartJob:
 class PartScorer:
     """A Ray Data actor: one ONNX Runtime session; each call scores one bucket's users."""
 
-    def __init__(self, model: str, device: str, threads: int, job: PartJob) -> None:
+    def __init__(
+        self, model: str, model_data: Any, device: str, threads: int, job: PartJob
+    ) -> None:
+        import ray
+
         keep_large_buffers_out_of_the_heap()
-        self.scorer = BatchScorer(model, device, threads)
+        data = ray.get(model_data) if isinstance(model_data, ray.ObjectRef) else model_data
+        self.scorer = BatchScorer(ModelFile(Path(model), data), device, threads)
         self.job = job
 
     def __call__(self, group: pa.Table) -> dict[str, Any]:
@@ -226,7 +232,7 @@ def _read_files(source: InputFiles) -> Any:
 
 
 def score_parts_on_ray(
-    model: Path,
+    model: ModelFile,
     source: InputFiles,
     directory: Path,
     parts: int | None,
@@ -281,7 +287,8 @@ def score_parts_on_ray(
                 PartScorer,
                 batch_format="pyarrow",
                 fn_constructor_kwargs={
-                    "model": str(model),
+                    "model": str(model.path),
+                    "model_data": ray.put(model.data),  # the driver's bytes, read once
                     "device": device,
                     "threads": max(1, int(options.num_cpus)),
                     "job": PartJob(

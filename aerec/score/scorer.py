@@ -9,20 +9,41 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import GRAPH_OUTPUTS, RECS_SCHEMA
+from aerec.errors import AerecError
 from aerec.score.batch import Scorer, UserBatch, graph_feed, score_batch
-from aerec.score.session import open_session
+from aerec.score.session import ModelFile, open_session
 from aerec.score.vectors import UserVectors
 
 
 class BatchScorer:
     """Loads the session once; each call scores one batch of users from their entries."""
 
-    def __init__(self, model: str | Path, device: str = "auto", threads: int = 0) -> None:
+    def __init__(
+        self, model: str | Path | ModelFile, device: str = "auto", threads: int = 0
+    ) -> None:
         self.session, self.info, self.provider = open_session(model, device, threads)
 
     def __call__(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
-        scores, items = self.session.run(list(GRAPH_OUTPUTS), graph_feed(batch))
+        feed = graph_feed(batch)
+        scores, items = self.session.run(list(GRAPH_OUTPUTS), feed)
+        refuse_rated(batch, feed["columns"], scores, self.info.items.index(items))
         return scores, items
+
+
+def refuse_rated(
+    batch: UserBatch, rated: np.ndarray, scores: np.ndarray, columns: np.ndarray
+) -> None:
+    """Stop the run if the graph ranked an item a user rated: its output `columns`
+    [n, k] against the batch's own rated columns [n, width] (the graph's input, padded
+    with a rated column), for every slot it did not mask with -inf."""
+    hit = (columns[:, :, None] == rated[:, None, :]).any(axis=2) & np.isfinite(scores)
+    if hit.any():
+        user, rank = (int(i) for i in np.argwhere(hit)[0])
+        raise AerecError(
+            f"the model ranked an item the user rated ({int(hit.sum())} slots of a batch; "
+            f"first: user {int(batch.user_ids[user])}, rank {rank + 1}): the graph does "
+            "not mask its input; nothing published"
+        )
 
 
 def length_batches(

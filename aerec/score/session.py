@@ -74,17 +74,18 @@ def _providers(device: str) -> list[str]:
     return [CPU]
 
 
-def graph_item_table(path: Path) -> np.ndarray | None:
+def graph_item_table(data: bytes) -> np.ndarray | None:
     """The item ids the graph itself gathers from (its GRAPH_ITEM_TABLE initializer)."""
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = onnx.load_from_string(data)
     for tensor in proto.graph.initializer:
         if tensor.name == GRAPH_ITEM_TABLE:
             return np.asarray(onnx.numpy_helper.to_array(tensor))
     return None
 
 
-def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
-    """Parse and check the aerec metadata; refuse a model whose item table does not match."""
+def read_model_info(path: Path, session: ort.InferenceSession, data: bytes) -> ModelInfo:
+    """Parse and check the aerec metadata of the graph `data` (read from `path`) that
+    `session` runs; refuse a model whose item table does not match."""
     meta = session.get_modelmeta().custom_metadata_map
     inputs = tuple(node.name for node in session.get_inputs())
     if meta.get(MODEL_META["input_format"]) != INPUT_FORMAT or inputs != GRAPH_INPUTS:
@@ -108,7 +109,7 @@ def read_model_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     if len(ids) != n_items:
         problem = f"item table holds {len(ids)} items, the metadata says {n_items}"
         raise file_error(path, problem)
-    table = graph_item_table(path)
+    table = graph_item_table(data)
     if table is None or not np.array_equal(table, ids):
         raise file_error(path, "the metadata's item table is not the one the graph ranks")
     score = meta[MODEL_META["score"]]
@@ -129,16 +130,32 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    """A scoring model as read once: the file it came from and its bytes. Every session
+    and check of a run uses these bytes, so a model switched or pruned meanwhile (a
+    retrain) never mixes in, on this host or on a Ray cluster's actors."""
+
+    path: Path
+    data: bytes
+
+    @staticmethod
+    def read(path: str | Path) -> ModelFile:
+        path = Path(path)
+        if not path.is_file():
+            raise file_error(path, "no such model file")
+        return ModelFile(path, path.read_bytes())
+
+
 def open_session(
-    path: str | Path, device: str = "auto", threads: int = 0
+    model: str | Path | ModelFile, device: str = "auto", threads: int = 0
 ) -> tuple[ort.InferenceSession, ModelInfo, str]:
     """Load the model once; returns the session, its metadata and the provider that runs it.
 
     threads 0 means one intra-op thread per available CPU.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise file_error(path, "no such model file")
+    model = model if isinstance(model, ModelFile) else ModelFile.read(model)
+    path, data = model.path, model.data
     if device not in DEVICES:
         raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
     options = ort.SessionOptions()
@@ -146,14 +163,14 @@ def open_session(
     options.intra_op_num_threads = threads or available_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        session = ort.InferenceSession(str(path), options, providers=_providers(device))
+        session = ort.InferenceSession(data, options, providers=_providers(device))
     except Exception as error:  # ORT's load errors (Fail, InvalidArgument, ...) share no base
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise file_error(path, f"not a loadable ONNX model ({first})") from None
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:
         raise InputError("--device cuda: ONNX Runtime could not start its CUDA provider")
-    info = read_model_info(path, session)
+    info = read_model_info(path, session, data)
     log.info(
         "model %s (version %s, %d items, k=%d) on %s",
         path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +267,32 @@ def test_ray_reads_exactly_the_files_the_manifest_hashes(
     assert runs[0]["users"] == runs[1]["users"]
     read = pl.read_parquet(tmp_path / "out-nested" / "recs" / "*.parquet")
     assert read["user_id"].max() < 10_000
+
+
+def test_ray_actors_score_the_model_the_driver_read(
+    cluster: None,
+    tiny_model: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A retrain --keep 1 prunes the model file right after the run read it: the actors
+    still score the bytes the driver read (they never open the path)."""
+    from aerec.score.session import ModelFile
+
+    model = Path(shutil.copy(tiny_model, tmp_path / "model.onnx"))
+    real = ModelFile.read
+
+    def read_then_prune(path: str | Path) -> ModelFile:
+        read = real(path)
+        Path(path).unlink()
+        return read
+
+    monkeypatch.setattr(ModelFile, "read", staticmethod(read_then_prune))
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
+    out = tmp_path / "ray"
+    score_all(model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
+    assert not model.exists()
+    single = tmp_path / "single.parquet"
+    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    assert_same_rows(single, out)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -278,3 +279,31 @@ def test_two_tables_in_one_folder_keep_their_own_manifests(
     assert json.loads((tmp_path / "few.manifest.json").read_text()) == few
     assert (tmp_path / "all._SUCCESS").exists() and (tmp_path / "few._SUCCESS").exists()
     assert few["rows"] < everyone["rows"] // 2
+
+
+def test_a_graph_that_ranks_rated_items_publishes_nothing(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph whose TopK read the unmasked scores: each user's first rated item on top."""
+    from aerec.errors import AerecError
+    from aerec.score import scorer
+
+    real_open = scorer.open_session
+
+    def open_unmasked(*args: Any, **kwargs: Any) -> Any:
+        session, info, provider = real_open(*args, **kwargs)
+
+        class Unmasked:
+            def run(self, names: list[str], feed: dict[str, Any]) -> list[Any]:
+                scores, items = session.run(names, feed)
+                items = items.copy()
+                items[:, 0] = info.items.ids[feed["columns"][:, 0]]  # a rated item first
+                return [scores, items]
+
+        return Unmasked(), info, provider
+
+    monkeypatch.setattr(scorer, "open_session", open_unmasked)
+    out = tmp_path / "out" / "recs.parquet"
+    with pytest.raises(AerecError, match="ranked an item the user rated"):
+        score_all(tiny_model, tiny_data[0], out, device="cpu")
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []

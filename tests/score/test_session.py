@@ -14,7 +14,7 @@ from aerec.score.session import graph_item_table, open_session
 
 def test_graph_item_table_equals_the_metadata(tiny_model: Path) -> None:
     _, info, _ = open_session(tiny_model, "cpu")
-    table = graph_item_table(tiny_model)
+    table = graph_item_table(tiny_model.read_bytes())
     assert table is not None and np.array_equal(table, info.items.ids)
 
 
