@@ -14,6 +14,7 @@ from aerec.clikit import (
     device_option,
     engine_options,
     max_unknown_option,
+    min_agreement_option,
     min_rows_option,
     model_option,
     ratings_option,
@@ -176,6 +177,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 @batch_size_option
 @device_option
 @max_unknown_option
+@min_agreement_option
 @min_rows_option
 @engine_options
 @click.option(
@@ -194,6 +196,7 @@ def nightly(
     batch_size: int,
     device: str,
     max_unknown: float,
+    min_agreement: float,
     min_rows_fraction: float,
     engine: str,
     parts: int | None,
@@ -216,6 +219,7 @@ def nightly(
         batch_size=batch_size,
         device=device,
         max_unknown=max_unknown,
+        min_agreement=min_agreement,
         min_rows_fraction=min_rows_fraction,
         parts=parts,
         engine=engine,
@@ -255,6 +259,7 @@ def nightly(
     is_flag=True,
     help="Promote the gated candidate itself instead of its refit on every rating.",
 )
+@min_agreement_option
 @device_option
 def retrain(
     ratings: str,
@@ -265,6 +270,7 @@ def retrain(
     k: int,
     keep: int,
     no_refit: bool,
+    min_agreement: float,
     device: str,
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
@@ -281,6 +287,7 @@ def retrain(
         device=device,
         keep=keep,
         refit=not no_refit,
+        min_agreement=min_agreement,
     )
     click.echo(json.dumps(outcome, indent=2))
 

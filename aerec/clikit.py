@@ -23,6 +23,7 @@ from aerec.contracts import (
     MAX_BATCH_SIZE,
     MAX_PARTS,
     MAX_UNKNOWN_SHARE,
+    MIN_POPULARITY_AGREEMENT,
     MIN_ROWS_FRACTION,
 )
 from aerec.errors import AerecError, InputError, Terminated
@@ -61,6 +62,15 @@ max_unknown_option = click.option(
     type=click.FloatRange(0.0, 1.0),
     help="Refuse to publish when more ratings, or users, than this share are of items "
     "the model does not know.",
+)
+min_agreement_option = click.option(
+    "--min-popularity-agreement",
+    "min_agreement",
+    default=MIN_POPULARITY_AGREEMENT,
+    show_default=True,
+    type=click.FloatRange(-1.0, 1.0),
+    help="Refuse ratings whose item popularity ranks unlike the model's training data's "
+    "(Spearman over the items both rated below this; -1 turns the check off).",
 )
 min_rows_option = click.option(
     "--min-rows-fraction",
@@ -214,7 +224,7 @@ def run(command: click.Command) -> NoReturn:
         fail("aborted", EXIT_INTERNAL)
     except click.ClickException as error:
         fail(f"error: {error.format_message()}", EXIT_BAD_INPUT)
-    except AerecError as error:
+    except (AerecError, Terminated) as error:
         fail(f"error: {error}", error.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)

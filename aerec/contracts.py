@@ -31,6 +31,10 @@ ENGINES = ("local", "ray")  # score-all --engine: this process, or a Ray cluster
 # --- publish gates (score-all, aerec nightly) ----------------------------------------
 MAX_UNKNOWN_SHARE = 0.5  # refuse when more ratings (or users) than this are of unknown items
 MIN_ROWS_FRACTION = 0.5  # refuse a table with fewer rows than this share of the published one
+# refuse ratings whose item popularity does not rank like the model's training data's
+# (Spearman over the items both have; bench/fit_check.py measured the choice)
+MIN_POPULARITY_AGREEMENT = 0.3
+MIN_SHARED_ITEMS = 20  # fewer shared items than this: too few to judge, not checked
 MAX_BATCH_SIZE = 65_536  # users in one scoring batch (--batch-size)
 
 # --- checkpoint directory (train-model --out) -----------------------------------------
@@ -62,6 +66,9 @@ MODEL_META = {
     "score": "aerec.score",
     "precision": "aerec.precision",  # fp32 (absent in older files) or int8
 }
+# Optional metadata (absent in files of older versions): each item's rating count in the
+# model's training data, aligned with the item table (the fit check compares with it).
+MODEL_ITEM_COUNTS = "aerec.item_counts"
 # What a recs row's `score` is, by the model's kind (MODEL_META/RECS_META "score").
 SCORE_MEANINGS = {
     "logit": "the model's logit for the item (multinomial likelihood; higher ranks first, "

@@ -23,8 +23,10 @@ class LockHeld(AerecError):
     exit_code = EXIT_LOCKED
 
 
-class Terminated(AerecError):
-    """SIGTERM arrived: raised in the main thread so every clean-up block runs."""
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so every clean-up block runs. Like
+    KeyboardInterrupt it is no Exception, so no library's `except Exception` (Ray Data's
+    error reporting, say) takes it for a failure of its own."""
 
     exit_code = EXIT_TERMINATED
 

@@ -63,13 +63,16 @@ def tiny_model(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def big_ratings(model: Path, path: Path, users: int) -> Path:
-    """Many users over the model's items, so a run takes long enough to be killed."""
+    """Many users over the model's items, so a run takes long enough to be killed; items
+    drawn by their popularity in the model's training data, as real ratings would be."""
     from aerec.score.session import open_session
 
     _, info, _ = open_session(model, "cpu")
     rng = np.random.default_rng(0)
     user = np.repeat(np.arange(1, users + 1), 8)
-    item = rng.choice(info.items.ids, size=user.size)
+    assert info.item_counts is not None
+    popularity = info.item_counts / info.item_counts.sum()
+    item = rng.choice(info.items.ids, size=user.size, p=popularity)
     frame = pl.DataFrame({"user_id": user, "item_id": item, "rating": 4.0}).unique(
         ["user_id", "item_id"]
     )

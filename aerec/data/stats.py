@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from aerec.contracts import MIN_SHARED_ITEMS
+from aerec.errors import InputError
+
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
     values = counts.to_numpy()
@@ -17,6 +20,34 @@ def _distribution(counts: pl.Series) -> dict[str, float]:
         "mean": round(float(values.mean()), 2),
         "max": int(values.max()),
     }
+
+
+def popularity_agreement(model_counts: np.ndarray, data_counts: np.ndarray) -> tuple[float, int]:
+    """How alike two item popularities rank: Spearman's correlation of the rating counts
+    over the items both rated, and how many those are (aligned arrays, one per item)."""
+    shared = (np.asarray(model_counts) > 0) & (np.asarray(data_counts) > 0)
+    if shared.sum() < 2:
+        return float("nan"), int(shared.sum())
+    ranks = [
+        pl.Series(np.asarray(c)[shared]).rank().to_numpy() for c in (model_counts, data_counts)
+    ]
+    if ranks[0].std() == 0 or ranks[1].std() == 0:
+        return 1.0 if np.array_equal(ranks[0], ranks[1]) else 0.0, int(shared.sum())
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1]), int(shared.sum())
+
+
+def check_popularity(
+    source: object, model_counts: np.ndarray, data_counts: np.ndarray, min_agreement: float
+) -> None:
+    """Refuse ratings whose item popularity ranks unlike the model's training data's
+    (another data set whose ids overlap, shuffled ids): InputError naming the source."""
+    agreement, shared = popularity_agreement(model_counts, data_counts)
+    if shared >= MIN_SHARED_ITEMS and not agreement >= min_agreement:
+        raise InputError(
+            f"{source}: the ratings do not look like the data the model was trained on: "
+            f"item popularity ranks alike at Spearman {agreement:.2f} over {shared:,} items "
+            f"(limit {min_agreement:.2f}, --min-popularity-agreement); nothing published"
+        )
 
 
 def _iso(seconds: int | None) -> str | None:

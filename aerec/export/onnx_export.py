@@ -19,6 +19,7 @@ from aerec.contracts import (
     GRAPH_ITEM_TABLE,
     GRAPH_OUTPUTS,
     INPUT_FORMAT,
+    MODEL_ITEM_COUNTS,
     MODEL_META,
     item_ids_digest,
 )
@@ -169,6 +170,11 @@ def export_onnx(
             MODEL_META["input_format"]: INPUT_FORMAT,
             MODEL_META["score"]: "rating" if loaded.model.predicts_ratings else "logit",
             MODEL_META["precision"]: precision,
+            **(
+                {MODEL_ITEM_COUNTS: json.dumps(loaded.item_counts.tolist(), separators=(",", ":"))}
+                if loaded.item_counts is not None
+                else {}
+            ),
         }
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"

@@ -23,6 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aerec.contracts import (
     CANDIDATES_DIR,
     CHECKPOINT_CONFIG,
@@ -30,13 +32,16 @@ from aerec.contracts import (
     CURRENT_LINK,
     GATED_MODEL_FILE,
     LOCK_FILE,
+    MIN_POPULARITY_AGREEMENT,
     MODEL_FILE,
     MODEL_NAMES,
     OWNED_MODELS,
     VERSIONS_DIR,
     run_stamp,
 )
+from aerec.data.readers import read_ratings
 from aerec.data.split import NO_SPLIT, load_split
+from aerec.data.stats import check_popularity
 from aerec.errors import InputError, file_error
 from aerec.export.onnx_export import export_onnx
 from aerec.io.atomic import fsync_dir
@@ -45,6 +50,7 @@ from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout
 from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.jobs.gate import compare_models
+from aerec.score.session import open_session
 from aerec.train.pipeline import train_model
 
 log = logging.getLogger(__name__)
@@ -100,6 +106,7 @@ def retrain(
     device: str = "auto",
     keep: int = 3,
     refit: bool = True,
+    min_agreement: float = MIN_POPULARITY_AGREEMENT,
 ) -> dict[str, Any]:
     """Train and export a candidate; promote it unless the gate finds it worse.
 
@@ -118,6 +125,8 @@ def retrain(
     claim_directory(model_dir, OWNED_MODELS, _written_by_older_aerec)
     with run_lock(model_dir / LOCK_FILE):
         current = current_version(model_dir)
+        if current is not None:
+            _check_like_current(ratings, current, min_agreement)
         _prune_candidates(model_dir, keep)  # what killed runs left, even if none is promoted
         candidate = model_dir / CANDIDATES_DIR / run_stamp()
         try:
@@ -166,6 +175,18 @@ def retrain(
         log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
         _prune(model_dir, keep, version.name)
         return outcome
+
+
+def _check_like_current(ratings: str | Path, current: Path, min_agreement: float) -> None:
+    """Refuse ratings whose item popularity ranks unlike the current model's training data
+    (a corrupt export with shuffled item ids would otherwise train, pass the gate on its
+    own held-out slice, and be promoted)."""
+    _, info, _ = open_session(current / MODEL_FILE, "cpu")
+    if info.item_counts is None:
+        return
+    columns = info.items.index(read_ratings(ratings)["item_id"])
+    counts = np.bincount(columns[columns >= 0], minlength=len(info.items))
+    check_popularity(ratings, info.item_counts, counts, min_agreement)
 
 
 def _gated_model(version: Path) -> Path:

@@ -12,6 +12,7 @@ from aerec.clikit import (
     device_option,
     engine_options,
     max_unknown_option,
+    min_agreement_option,
     min_rows_option,
     model_option,
     progress,
@@ -46,6 +47,7 @@ from aerec.score.pipeline import score_all
     help="Score only the user ids listed in this file, one per line.",
 )
 @max_unknown_option
+@min_agreement_option
 @min_rows_option
 @engine_options
 @verbose_option
@@ -58,6 +60,7 @@ def command(
     device: str,
     users_file: str | None,
     max_unknown: float,
+    min_agreement: float,
     min_rows_fraction: float,
     engine: str,
     parts: int | None,
@@ -82,6 +85,7 @@ def command(
             device=device,
             users=users_file,
             max_unknown=max_unknown,
+            min_agreement=min_agreement,
             min_rows_fraction=min_rows_fraction,
             parts=parts or (None if ray else DEFAULT_PARTS),
             engine=engine,
@@ -98,6 +102,7 @@ def command(
         users=users_file,
         progress=functools.partial(progress, unit="chunk"),
         max_unknown=max_unknown,
+        min_agreement=min_agreement,
         min_rows_fraction=min_rows_fraction,
     )
 

@@ -15,6 +15,7 @@ from aerec.contracts import (
     ENGINES,
     MANIFEST_FILE,
     MAX_UNKNOWN_SHARE,
+    MIN_POPULARITY_AGREEMENT,
     MIN_ROWS_FRACTION,
     TABLE_DIR,
     USERS_DIR,
@@ -106,6 +107,7 @@ def score_all(
     overlap: bool = True,
     chunk_rows: int = CHUNK_ROWS,
     max_unknown: float = MAX_UNKNOWN_SHARE,
+    min_agreement: float = MIN_POPULARITY_AGREEMENT,
     min_rows_fraction: float = MIN_ROWS_FRACTION,
     published: str | Path | None = None,
     run_name: str | None = None,
@@ -122,7 +124,9 @@ def score_all(
     sorted by user is first sorted on disk.
 
     Nothing is published (InputError) when the model scores NaN, when more than
-    `max_unknown` of the ratings or users are of items the model does not know, or when
+    `max_unknown` of the ratings or users are of items the model does not know, when the
+    ratings' item popularity ranks unlike the model's training data's (Spearman below
+    `min_agreement`), or when
     the table has fewer rows than `min_rows_fraction` of the one published in
     `published` (a run directory holding manifest.json; default for a single file: the
     manifest of the file `out` replaces). `run_name`
@@ -172,7 +176,7 @@ def score_all(
 
     def finisher(counts: ReadCounts) -> Finish:
         def finish() -> Manifest:
-            counts.check_fit(ratings, max_unknown)
+            counts.check_fit(ratings, max_unknown, info.item_counts, min_agreement)
             return Manifest(
                 input=InputRecord(path=str(ratings), sha256=digest.result()),
                 **_counted(counts, ratings),

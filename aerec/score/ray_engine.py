@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -214,10 +216,12 @@ def start_ray(options: RayOptions) -> bool:
         "log_to_driver": False,
         "logging_level": logging.WARNING,
     }
+    ours = signal.getsignal(signal.SIGTERM)
     if options.address:
         ray.init(address=options.address, **settings)
     else:
         ray.init(_node_ip_address="127.0.0.1", **settings)
+    signal.signal(signal.SIGTERM, ours)  # ray.init installs its own: exit 143, one line
     return True
 
 
@@ -352,7 +356,9 @@ def score_parts_on_ray(
 def _written(records: list[dict[str, Any]], counts: ReadCounts) -> Written:
     """The parts as the manifest lists them; the read counts added to `counts`."""
     for record in records:
-        counts.add_counts(ReadCounts(**{f.name: int(record[f.name]) for f in fields(ReadCounts)}))
+        ints = {f.name: int(record[f.name]) for f in fields(ReadCounts) if f.name != "per_item"}
+        per_item = np.asarray(record["per_item"], dtype=np.int64)
+        counts.add_counts(ReadCounts(**ints, per_item=per_item))
     parts = sorted((r for r in records if r["file"]), key=lambda r: str(r["file"]))
     return Written(
         rows=sum(int(r["rows"]) for r in parts),

@@ -18,7 +18,9 @@ from aerec.contracts import (
     DEVICES,
     GRAPH_INPUTS,
     GRAPH_ITEM_TABLE,
+    GRAPH_OUTPUTS,
     INPUT_FORMAT,
+    MODEL_ITEM_COUNTS,
     MODEL_META,
     SCORE_MEANINGS,
     item_ids_digest,
@@ -41,6 +43,7 @@ class ModelInfo:
     items: IdMap
     metrics: dict[str, float]
     score: str  # what a score is: a key of SCORE_MEANINGS
+    item_counts: np.ndarray | None = None  # ratings per item in its training data
 
     def rows_per_user(self, k: int | None) -> int:
         """The k a run asked for, which may not exceed the k the graph computes."""
@@ -118,8 +121,47 @@ def read_model_info(path: Path, session: ort.InferenceSession, data: bytes) -> M
     if not 1 <= k <= n_items:
         raise file_error(path, f"metadata k={k} must lie between 1 and the {n_items} items")
     return ModelInfo(
-        version=meta[MODEL_META["version"]], k=k, items=IdMap(ids), metrics=metrics, score=score
+        version=meta[MODEL_META["version"]],
+        k=k,
+        items=IdMap(ids),
+        metrics=metrics,
+        score=score,
+        item_counts=_item_counts(path, meta, len(ids)),
     )
+
+
+def _item_counts(path: Path, meta: dict[str, str], n_items: int) -> np.ndarray | None:
+    """The training data's rating count of each item, when the model records them."""
+    if MODEL_ITEM_COUNTS not in meta:
+        return None
+    try:
+        counts = np.asarray(json.loads(meta[MODEL_ITEM_COUNTS]), dtype=np.int64)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise file_error(path, f"malformed aerec metadata ({error})") from None
+    if counts.shape != (n_items,) or (counts < 0).any():
+        raise file_error(path, f"malformed aerec metadata ({MODEL_ITEM_COUNTS})")
+    return counts
+
+
+def check_outputs(path: Path, session: ort.InferenceSession, info: ModelInfo) -> None:
+    """The graph returns what its metadata promises: GRAPH_OUTPUTS, each [batch, k] for
+    the metadata's k (one probe user who rated the first item), the ids from its table."""
+    outputs = tuple(node.name for node in session.get_outputs())
+    if outputs != GRAPH_OUTPUTS:
+        raise file_error(path, f"graph outputs {outputs}, expected {GRAPH_OUTPUTS}")
+    probe = {
+        GRAPH_INPUTS[0]: np.zeros((2, 1), dtype=np.int64),
+        GRAPH_INPUTS[1]: np.ones((2, 1), dtype=np.float32),
+    }
+    scores, items = session.run(list(GRAPH_OUTPUTS), probe)
+    want = (2, info.k)
+    if scores.shape != want or items.shape != want:
+        raise file_error(
+            path,
+            f"graph returns {scores.shape[-1]} items a user, its metadata says k={info.k}",
+        )
+    if not np.isin(items, info.items.ids).all():
+        raise file_error(path, "graph returns item ids outside its item table")
 
 
 def available_cpus() -> int:
@@ -171,6 +213,7 @@ def open_session(
     if device == "cuda" and provider != CUDA:
         raise InputError("--device cuda: ONNX Runtime could not start its CUDA provider")
     info = read_model_info(path, session, data)
+    check_outputs(path, session, info)
     log.info(
         "model %s (version %s, %d items, k=%d) on %s",
         path,

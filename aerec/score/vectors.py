@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from aerec.contracts import MIN_POPULARITY_AGREEMENT
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.data.readers import read_rating_chunks
+from aerec.data.stats import check_popularity
 from aerec.data.stream import CHUNK_ROWS, complete_users, sort_on_disk
 from aerec.data.validate import drop_duplicate_pairs
 from aerec.errors import InputError
@@ -37,6 +39,7 @@ class ReadCounts:
     unknown_item_ratings: int = 0
     users_without_known_items: int = 0
     users_without_candidates: int = 0  # users who rated every item the model knows
+    per_item: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # by column
 
     def add(self, vectors: UserVectors) -> None:
         self.add_counts(ReadCounts.of(vectors))
@@ -47,6 +50,9 @@ class ReadCounts:
         self.unknown_item_ratings += other.unknown_item_ratings
         self.users_without_known_items += other.users_without_known_items
         self.users_without_candidates += other.users_without_candidates
+        if len(self.per_item) < len(other.per_item):
+            self.per_item = np.pad(self.per_item, (0, len(other.per_item) - len(self.per_item)))
+        self.per_item[: len(other.per_item)] += other.per_item
 
     @staticmethod
     def of(vectors: UserVectors) -> ReadCounts:
@@ -58,11 +64,20 @@ class ReadCounts:
             users_without_candidates=int(
                 (np.diff(vectors.ratings.indptr) >= vectors.ratings.n_cols).sum()
             ),
+            per_item=np.bincount(vectors.ratings.indices, minlength=vectors.ratings.n_cols),
         )
 
-    def check_fit(self, source: object, max_unknown: float) -> None:
-        """Refuse data the model does not fit: too many ratings of unknown items, or too
-        many users without a known item (a model trained on other data)."""
+    def check_fit(
+        self,
+        source: object,
+        max_unknown: float,
+        model_counts: np.ndarray | None = None,
+        min_agreement: float = MIN_POPULARITY_AGREEMENT,
+    ) -> None:
+        """Refuse data the model does not fit: too many ratings of unknown items, too many
+        users without a known item, or (when the model records its training data's item
+        counts) an item popularity that does not rank like the model's: ids of another
+        data set overlap numerically, so known ids alone do not say the data fit."""
         unknown = self.unknown_item_ratings / max(self.ratings, 1)
         users = self.users + self.users_without_known_items
         lost = self.users_without_known_items / max(users, 1)
@@ -72,6 +87,8 @@ class ReadCounts:
                 f"of items it does not know and {lost:.0%} of users have no known item "
                 f"(limit {max_unknown:.0%}, --max-unknown); nothing published"
             )
+        if model_counts is not None and len(self.per_item) == len(model_counts):
+            check_popularity(source, model_counts, self.per_item, min_agreement)
 
     def warn(self) -> None:
         if self.unknown_item_ratings:

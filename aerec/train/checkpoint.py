@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import torch
 
 from aerec.contracts import (
@@ -38,6 +40,7 @@ class Checkpoint:
     items: IdMap
     config: dict[str, Any]
     metrics: Metrics
+    item_counts: np.ndarray | None = None  # ratings per item in its training data (older: None)
 
 
 def save_checkpoint(
@@ -47,6 +50,7 @@ def save_checkpoint(
     config: dict[str, Any],
     metrics: Metrics,
     history_csv: str,
+    item_counts: np.ndarray | None = None,
 ) -> Path:
     """Write the checkpoint into a fresh directory, then swap it in for `out`."""
     out = Path(out)
@@ -57,7 +61,10 @@ def save_checkpoint(
         torch.save(model.network.state_dict(), staging / CHECKPOINT_WEIGHTS)
         full = {**model.describe(), **config}
         (staging / CHECKPOINT_CONFIG).write_text(json.dumps(full, indent=2) + "\n")
-        items.save(staging / CHECKPOINT_ITEMS)
+        table = items.to_frame()
+        if item_counts is not None:
+            table = table.with_columns(pl.Series("count", item_counts, dtype=pl.Int64))
+        table.write_parquet(staging / CHECKPOINT_ITEMS)
         (staging / CHECKPOINT_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
         (staging / CHECKPOINT_HISTORY).write_text(history_csv)
         _plot_history(staging / CHECKPOINT_HISTORY, staging / CHECKPOINT_PLOT)
@@ -173,4 +180,6 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         raise file_error(directory / CHECKPOINT_ITEMS, problem)
     metrics_path = directory / CHECKPOINT_METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    return Checkpoint(model=model, items=items, config=config, metrics=metrics)
+    table = pl.read_parquet(directory / CHECKPOINT_ITEMS).sort("index")
+    counts = table["count"].to_numpy() if "count" in table.columns else None
+    return Checkpoint(model=model, items=items, config=config, metrics=metrics, item_counts=counts)

@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from aerec.contracts import (
@@ -169,7 +170,9 @@ def train_model(
         "device": fitted.device,
         "ratings": str(ratings),
     }
-    save_checkpoint(out, model, items, config, metrics, history.getvalue())
+    trained_on = items.index(data_split.train["item_id"])
+    counts = np.bincount(trained_on[trained_on >= 0], minlength=len(items))
+    save_checkpoint(out, model, items, config, metrics, history.getvalue(), counts)
     test = metrics.get("test", {})
     log.info(
         "test: %s; checkpoint in %s",

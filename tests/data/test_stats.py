@@ -1,6 +1,7 @@
+import numpy as np
 import polars as pl
 
-from aerec.data.stats import describe_ratings, format_description
+from aerec.data.stats import describe_ratings, format_description, popularity_agreement
 
 
 def test_describe_exact_example() -> None:
@@ -19,3 +20,12 @@ def test_describe_exact_example() -> None:
     assert stats["per_user"] == {"min": 1, "median": 2.0, "mean": 2.0, "max": 3}
     assert stats["per_item"] == {"min": 1, "median": 1.0, "mean": 1.33, "max": 2}
     assert "4 ratings, 2 users, 3 items" in format_description("x", stats)
+
+
+def test_popularity_agreement_known_answers() -> None:
+    counts = np.array([50, 30, 20, 10, 5, 0])
+    rho, shared = popularity_agreement(counts, counts * 3)
+    assert (round(rho, 6), shared) == (1.0, 5)
+    rho, shared = popularity_agreement(counts, np.array([1, 2, 3, 4, 5, 9]))
+    assert (round(rho, 6), shared) == (-1.0, 5)  # the order reversed; item 6 unrated by one
+    assert np.isnan(popularity_agreement(counts, np.array([1, 0, 0, 0, 0, 0]))[0])

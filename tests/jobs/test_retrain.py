@@ -233,3 +233,16 @@ def test_killed_retrains_leave_a_current_version_and_the_gate_still_compares(
     assert not killed.exists()
     candidates = stamped_dirs(model_dir / CANDIDATES_DIR)
     assert candidates and all((c / MODEL_FILE).is_file() for c in candidates)
+
+
+def test_ratings_with_shuffled_item_ids_are_not_trained_on(
+    promoted: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from test_gates import shuffled_ids
+
+    model_dir = copy_of(promoted, tmp_path)
+    before = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*"))
+    shuffled = shuffled_ids(tiny_data[0], tmp_path / "shuffled.csv")
+    with pytest.raises(InputError, match=r"do not look like the data the model was trained on"):
+        run_retrain(shuffled, model_dir)  # refused before anything is trained
+    assert sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*")) == before

@@ -117,3 +117,36 @@ def test_a_single_file_table_is_gated_against_the_one_it_replaces(
     with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
         score_all(tiny_model, tiny_data[0], out, device="cpu", users=users)
     assert out.read_bytes() == before
+
+
+def shuffled_ids(ratings: Path, out: Path) -> Path:
+    """The ratings with their item ids permuted among themselves (a corrupt export)."""
+    frame = pl.read_csv(ratings)
+    ids = frame["movieId"].unique().sort()
+    targets = ids.sample(fraction=1.0, shuffle=True, seed=1).to_list()
+    permuted = dict(zip(ids.to_list(), targets, strict=True))
+    frame.with_columns(pl.col("movieId").replace_strict(permuted)).write_csv(out)
+    return out
+
+
+def test_ratings_unlike_the_models_training_data_publish_nothing(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Every id is known and every user has known items, but popularity says otherwise."""
+    shuffled = shuffled_ids(tiny_data[0], tmp_path / "shuffled.csv")
+    before = snapshot(published)
+    with pytest.raises(InputError, match=r"do not look like the data the model was trained on"):
+        nightly(tiny_model, shuffled, published, device="cpu")
+    assert snapshot(published) == before
+    nightly(tiny_model, shuffled, published, device="cpu", min_agreement=-1.0)  # switched off
+
+
+def test_a_week_of_new_items_still_publishes(
+    published: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    frame = pl.read_csv(tiny_data[0])
+    new = frame.sample(n=100, seed=2).with_columns(pl.col("movieId") + 100_000)  # unknown ids
+    week = tmp_path / "week.csv"
+    pl.concat([frame, new]).unique(["userId", "movieId"]).write_csv(week)
+    manifest = nightly(tiny_model, week, published, device="cpu")
+    assert manifest["unknown_item_ratings"] == 100

@@ -280,6 +280,8 @@ def test_ray_actors_score_the_model_the_driver_read(
     still score the bytes the driver read (they never open the path)."""
     from aerec.score.session import ModelFile
 
+    single = tmp_path / "single.parquet"
+    score_all(tiny_model, tiny_data[0], single, device="cpu")
     model = Path(shutil.copy(tiny_model, tmp_path / "model.onnx"))
     real = ModelFile.read
 
@@ -293,6 +295,4 @@ def test_ray_actors_score_the_model_the_driver_read(
     out = tmp_path / "ray"
     score_all(model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
     assert not model.exists()
-    single = tmp_path / "single.parquet"
-    score_all(tiny_model, tiny_data[0], single, device="cpu")
     assert_same_rows(single, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -107,3 +108,37 @@ def test_score_all_on_a_local_cluster_listens_on_loopback_only(
     assert run.returncode == 0, run.communicate()[1][-2000:]
     assert len(seen) >= 3  # at least gcs_server, raylet and a worker were seen listening
     assert sorted(s for s in seen if not is_loopback(s[0])) == []
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_sigterm_during_a_ray_run_exits_143_with_one_line_and_stops_the_cluster(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    import polars as pl
+    from conftest import big_ratings
+
+    ratings = tmp_path / "ratings.parquet"
+    pl.read_csv(big_ratings(tiny_model, tmp_path / "big.csv", 200_000)).write_parquet(ratings)
+    out = tmp_path / "recs"
+    command = [sys.executable, "-m", "aerec", "nightly", "--engine", "ray", "--device", "cpu"]
+    command += ["--model", str(tiny_model), "--ratings", str(ratings), "--out-dir", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cluster: set[int] = set()
+    deadline = time.monotonic() + 120
+    while run.poll() is None and time.monotonic() < deadline:  # until an actor is scoring
+        cluster = descendants(run.pid)
+        titles = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in cluster if pid != run.pid
+                  and Path(f"/proc/{pid}/cmdline").exists()]  # fmt: skip
+        if any(b"PartScorer" in title or b"MapWorker" in title for title in titles):
+            break
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be terminated"
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("aerec: error: terminated (SIGTERM)")
+    assert "Traceback" not in stderr
+    assert not (out / "current").exists()
+    time.sleep(2)
+    alive = [pid for pid in cluster - {run.pid} if Path(f"/proc/{pid}").exists()]
+    assert alive == [], "the cluster's processes outlived the run"

@@ -29,3 +29,27 @@ def test_a_consistently_rewritten_item_table_is_refused(tiny_model: Path, tmp_pa
     onnx.save(proto, str(forged))
     with pytest.raises(InputError, match="not the one the graph ranks"):
         open_session(forged, "cpu")
+
+
+@pytest.mark.parametrize("k", ["3", "7"])
+def test_metadata_k_that_is_not_the_graphs_is_refused(
+    k: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    """The tiny model's graph ranks its top 5; metadata saying otherwise is refused."""
+    proto = onnx.load(str(tiny_model))
+    next(prop for prop in proto.metadata_props if prop.key == "aerec.k").value = k
+    forged = tmp_path / "forged.onnx"
+    onnx.save(proto, str(forged))
+    with pytest.raises(InputError, match=f"returns 5 items a user, its metadata says k={k}"):
+        open_session(forged, "cpu")
+
+
+def test_graph_outputs_must_be_the_contracts(tiny_model: Path, tmp_path: Path) -> None:
+    proto = onnx.load(str(tiny_model))
+    proto.graph.output[0].name = "renamed"
+    for node in proto.graph.node:
+        node.output[:] = ["renamed" if name == "scores" else name for name in node.output]
+    forged = tmp_path / "forged.onnx"
+    onnx.save(proto, str(forged))
+    with pytest.raises(InputError, match="graph outputs"):
+        open_session(forged, "cpu")
