@@ -225,14 +225,30 @@ def start_ray(options: RayOptions) -> bool:
     return True
 
 
-def _read_files(source: InputFiles) -> Any:
-    """A Ray Dataset of exactly the listed files (Ray Data recurses into a directory's
-    subfolders). One read per file, united: Ray 2.60 given a list of paths fails in its
-    HTTP filesystem probe when fsspec's aiohttp is not installed."""
+def _prepared_files(source: InputFiles, parts: int | None, wanted: pl.Series | None) -> Any:
+    """A Ray Dataset of exactly the listed files, each block validated as canonical ratings
+    (errors name its own file) and tagged with its users' part, and the ratings' count.
+
+    One read per file, united: Ray Data recurses into a directory's subfolders, and Ray
+    2.60 given a list of paths fails in its HTTP filesystem probe when fsspec's aiohttp is
+    not installed; validating each file before the union also means a file whose column
+    has another type is named instead of failing the union."""
     import ray.data
 
-    reads = [ray.data.read_parquet(str(path)) for path in source.files]
-    return reads[0].union(*reads[1:]) if len(reads) > 1 else reads[0]
+    reads = [(path, ray.data.read_parquet(str(path))) for path in source.files]
+    count = sum(read.count() for _, read in reads)  # from the Parquet footers
+    parts = parts or max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
+    users = None if wanted is None else wanted.to_list()
+    prepared = [
+        read.map_batches(
+            _prepare,  # type: ignore[arg-type]
+            batch_format="pyarrow",
+            fn_kwargs={"parts": parts, "source": str(path), "wanted": users},
+        )
+        for path, read in reads
+    ]
+    dataset = prepared[0].union(*prepared[1:]) if len(prepared) > 1 else prepared[0]
+    return dataset, count, parts
 
 
 def score_parts_on_ray(
@@ -268,22 +284,10 @@ def score_parts_on_ray(
         context.enable_progress_bars = False
         cpus = int(ray.cluster_resources().get("CPU", 1))
         size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
-        ratings = source.path
-        dataset = _read_files(source)
-        count = dataset.count()  # from the Parquet footers
-        parts = parts or max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
+        prepared, count, parts = _prepared_files(source, parts, wanted)
         log.info("%d ratings in %d parts", count, parts)
         if count > parts * RATINGS_PER_PART_WARNING:
             log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
-        prepared = dataset.map_batches(
-            _prepare,
-            batch_format="pyarrow",
-            fn_kwargs={
-                "parts": parts,
-                "source": str(ratings),
-                "wanted": None if wanted is None else wanted.to_list(),
-            },
-        )
         directory.mkdir(parents=True, exist_ok=True)
         records = (
             prepared.groupby(BUCKET)
@@ -300,7 +304,7 @@ def score_parts_on_ray(
                         batch_size=batch_size,
                         directory=directory,
                         metadata=table_metadata(run),
-                        source=str(ratings),
+                        source=str(source.path),
                         run_tag=run["run"],
                         fingerprints=fingerprints,
                         previous=reuse[0] if reuse is not None else None,

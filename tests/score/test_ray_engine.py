@@ -296,3 +296,15 @@ def test_ray_actors_score_the_model_the_driver_read(
     score_all(model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
     assert not model.exists()
     assert_same_rows(single, out)
+
+
+def test_a_file_with_a_mistyped_column_is_named(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One of several files has its ratings as strings: exit 2 naming that file."""
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings", pieces=3)
+    bad = ratings / "ratings-1.parquet"
+    pl.read_parquet(bad).with_columns(pl.col("rating").cast(pl.String) + "x").write_parquet(bad)
+    with pytest.raises(InputError, match=r"ratings-1\.parquet: column has the wrong type"):
+        score_all(tiny_model, ratings, tmp_path / "out", device="cpu", engine="ray", ray=ONE_ACTOR)
+    assert not (tmp_path / "out" / "manifest.json").exists()
