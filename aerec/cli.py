@@ -311,7 +311,16 @@ def show_recs(recs: str, movies: str | None, users: int) -> None:
     shown = table["user_id"].unique(maintain_order=True).head(users).implode()
     sample = table.filter(pl.col("user_id").is_in(shown))
     if movies:
-        sample = sample.join(read_movies(movies), on="item_id", how="left").sort("user_id", "rank")
+        titles = read_movies(movies)
+        items = table.select(pl.col("item_id").unique())
+        untitled = items.join(titles, on="item_id", how="anti").height
+        if untitled:
+            click.echo(
+                f"aerec: warning: {movies}: no title for {untitled:,} of the table's "
+                f"{items.height:,} items: the movies file may be of another data set",
+                err=True,
+            )
+        sample = sample.join(titles, on="item_id", how="left").sort("user_id", "rank")
     click.echo(f"{recs}: {table.height:,} rows for {table['user_id'].n_unique():,} users")
     score = pl.read_parquet_metadata(recs).get(RECS_META["score"])
     click.echo(f"score: {SCORE_MEANINGS.get(score or '', 'not recorded (an older table)')}")

@@ -1,6 +1,7 @@
 """The commands as a user runs them: exit codes and one-line errors."""
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -86,6 +87,26 @@ def test_whole_job_through_the_commands(tmp_path: Path) -> None:
     assert pl.read_parquet(tmp_path / "out" / "recs.parquet")["user_id"].n_unique() == 60
     assert result.stdout.count("  1. The ") == 2  # two users, titled
     assert "score: the model's logit for the item" in result.stdout
+    assert "warning" not in result.stderr
+    other = tmp_path / "other" / "movies.csv"  # another data set's movies: few ids in common
+    run_aerec(
+        "synth",
+        "--users",
+        "5",
+        "--items",
+        "8",
+        "--ratings",
+        "20",
+        "--out",
+        str(other.with_name("ratings.csv")),
+    )
+    shown = run_aerec(
+        "show-recs", "--recs", str(tmp_path / "out" / "recs.parquet"), "--movies", str(other)
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(
+        r"warning: .*movies.csv: no title for \d+ of the table's \d+ items", shown.stderr
+    )
 
 
 def bad_input_cases(tmp: Path, model: Path, ratings: Path, checkpoint: Path) -> dict[str, tuple]:
