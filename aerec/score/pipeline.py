@@ -148,13 +148,8 @@ def score_all(
     else:
         detect_layout(Path(ratings))  # a missing, empty or unknown file: said before any work
         remove_abandoned_sorts()
-    if parts is None and engine == "local":
-        check_output_file(out)
-        outputs = [Path(out), *(Path(out).with_name(n) for n in table_sidecars(Path(out).name))]
-    else:
-        check_output_dir(out, (), (), "new (empty) output")
-        outputs = [Path(out)]
-    check_disjoint(outputs, [ratings, *model_inputs(model)])
+    single_file = parts is None and engine == "local"
+    previous = _checked_outputs(Path(out), single_file, [ratings, *model_inputs(model)], published)
     keep_large_buffers_out_of_the_heap()
     model_file = ModelFile.read(model)  # once: every session of this run scores these bytes
     scorer = BatchScorer(model_file, device)
@@ -162,14 +157,8 @@ def score_all(
     k = info.rows_per_user(k)
     wanted = read_user_ids(users) if users is not None else None
     run = Manifest(k=k, model_version=info.version, score=info.score, provider=scorer.provider)
-    if run_name is not None or parts is not None or engine == "ray":
+    if run_name is not None or not single_file:
         run["run"] = run_name or run_stamp()  # a partitioned table's files carry it
-    if published is not None:  # a run directory (or where none is published yet)
-        previous: Path | None = Path(published) / MANIFEST_FILE
-    elif parts is None and engine == "local":  # the single file this run replaces
-        previous = Path(out).with_name(table_sidecars(Path(out).name)[0])
-    else:
-        previous = None
     # The input's checksum is read beside the scoring, not before it.
     hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-sha256")
     digest = hashing.submit(source.sha256)
@@ -320,6 +309,23 @@ class PartitionedRun:
         )
         log.info("incremental run: %d users rescored, the rest reused", len(rescored))
         return merge_parts(self.out, self.reuse, rescored, self.parts, self.metadata, tag)
+
+
+def _checked_outputs(
+    out: Path, single_file: bool, inputs: list[str | Path], published: str | Path | None
+) -> Path | None:
+    """Check where the run writes (before any work) and return the manifest its row gate
+    compares with: `published`'s, else the one of the single file `out` replaces."""
+    manifest, success = (out.with_name(name) for name in table_sidecars(out.name))
+    if single_file:
+        check_output_file(out)
+        check_disjoint([out, manifest, success], inputs)
+    else:
+        check_output_dir(out, (), (), "new (empty) output")
+        check_disjoint([out], inputs)
+    if published is not None:  # a run directory (or where none is published yet)
+        return Path(published) / MANIFEST_FILE
+    return manifest if single_file else None
 
 
 def _check_ray_input(source: InputFiles) -> None:

@@ -100,3 +100,18 @@ def test_readers_never_see_two_runs_mixed(
         loud = [e for e in errors[name] if not any(text in e for text in missing)]
         assert loud == [], (name, loud[:3])
     assert {"A", "B"} <= set(seen["duckdb"] + seen["polars"])
+
+
+def test_a_listing_through_current_never_opens_the_next_runs_files(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The deterministic core of the above: a reader lists the table through `current`,
+    a run is published before it opens the files; the names it holds lead to no file of
+    the new run (it fails loudly), while the run it listed stays whole under runs/."""
+    out = tmp_path / "recs"
+    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    listed = sorted((out / "current" / "recs").glob("*.parquet"))
+    nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    assert listed and not any(path.exists() for path in listed)
+    kept = out / "runs" / first["run"] / "recs"
+    assert sorted(p.name for p in kept.iterdir()) == [path.name for path in listed]
