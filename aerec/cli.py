@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,25 +13,26 @@ from aerec import __version__
 from aerec.clikit import (
     batch_size_option,
     device_option,
-    engine_options,
     max_unknown_option,
     min_agreement_option,
     min_rows_option,
     model_option,
+    parts_option,
     ratings_option,
-    ray_options,
-    require,
     run,
     setup_logging,
     verbose_option,
 )
 from aerec.contracts import RECS_META, RETAIN_MINUTES, SCORE_MEANINGS
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
+from aerec.data.layouts import names_help
 from aerec.data.readers import read_movies, read_ratings
 from aerec.data.split import load_split
 from aerec.data.stats import describe_ratings, format_description
 from aerec.data.synth import SynthConfig, write_synthetic
-from aerec.errors import file_error
+from aerec.errors import file_error, require
+from aerec.score.engines import engine_options
+from aerec.score.job import Engine, Gates, ScoreRequest
 
 
 @click.group(name="aerec")
@@ -80,8 +82,7 @@ def describe(ratings: str, spec: str | None, seed: int, as_json: bool) -> None:
     "--out",
     required=True,
     type=click.Path(dir_okay=False),
-    help="Ratings file; the layout follows the name: .parquet, .csv (canonical), "
-    "ratings.csv (ml-latest), .dat (ML-1M), .data (ML-100K).",
+    help=f"Ratings file; the layout follows the name: {names_help()}.",
 )
 def synth(users: int, items: int, ratings: int, seed: int, half_stars: bool, out: str) -> None:
     """Generate MovieLens-like ratings and movies (written beside the ratings)."""
@@ -179,6 +180,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 @max_unknown_option
 @min_agreement_option
 @min_rows_option
+@parts_option
 @engine_options
 @click.option(
     "--incremental",
@@ -198,35 +200,23 @@ def nightly(
     max_unknown: float,
     min_agreement: float,
     min_rows_fraction: float,
-    engine: str,
     parts: int | None,
-    ray_address: str | None,
-    ray_concurrency: int | None,
-    ray_num_cpus: float,
-    ray_num_gpus: float,
+    engine: Engine,
     incremental: bool,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
-    from aerec.score.dataset import score_dataset
+    from aerec.jobs.nightly import Retention
+    from aerec.jobs.nightly import nightly as run_nightly
 
-    ray = ray_options(engine, ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
-    score_dataset(
-        model,
-        ratings,
-        out_dir,
+    request = ScoreRequest(
+        model=Path(model),
+        ratings=Path(ratings),
         k=k,
-        keep=keep,
         batch_size=batch_size,
         device=device,
-        max_unknown=max_unknown,
-        min_agreement=min_agreement,
-        min_rows_fraction=min_rows_fraction,
-        parts=parts,
-        engine=engine,
-        ray=ray,
-        incremental=incremental,
-        retain_minutes=retain_minutes,
+        gates=Gates(max_unknown, min_agreement, min_rows_fraction),
     )
+    run_nightly(request, out_dir, engine, parts, Retention(keep, retain_minutes), incremental)
 
 
 @group.command()
@@ -275,11 +265,10 @@ def retrain(
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
     require("torch", "train")
+    from aerec.jobs.retrain import RetrainOptions
     from aerec.jobs.retrain import retrain as run_retrain
 
-    outcome = run_retrain(
-        ratings,
-        model_dir,
+    options = RetrainOptions(
         split,
         preset,
         tolerance,
@@ -289,6 +278,7 @@ def retrain(
         refit=not no_refit,
         min_agreement=min_agreement,
     )
+    outcome = run_retrain(ratings, model_dir, options)
     click.echo(json.dumps(outcome, indent=2))
 
 

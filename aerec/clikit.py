@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from collections.abc import Iterable
+from typing import NoReturn, TypeVar
 
 import click
 from tqdm import tqdm
@@ -15,7 +14,6 @@ from tqdm import tqdm
 from aerec.contracts import (
     DEFAULT_PARTS,
     DEVICES,
-    ENGINES,
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -26,10 +24,8 @@ from aerec.contracts import (
     MIN_POPULARITY_AGREEMENT,
     MIN_ROWS_FRACTION,
 )
-from aerec.errors import AerecError, InputError, Terminated
-
-if TYPE_CHECKING:  # imported when used: every command would load the scoring stack
-    from aerec.score.ray_engine import RayOptions
+from aerec.data.layouts import layouts_help
+from aerec.errors import AerecError, Terminated
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
@@ -46,8 +42,8 @@ ratings_option = click.option(
     "--ratings",
     required=True,
     type=click.Path(),
-    help="Ratings file of any supported layout (--engine ray: Parquet, a file or a "
-    "directory of parts).",
+    help=f"Ratings file, its layout detected: {layouts_help()} (--engine ray: Parquet, "
+    "a file or a directory of parts).",
 )
 model_option = click.option(
     "--model",
@@ -88,72 +84,12 @@ batch_size_option = click.option(
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 
-_ENGINE_OPTIONS = (
-    click.option(
-        "--engine",
-        default="local",
-        show_default=True,
-        type=click.Choice(ENGINES),
-        help="local: this process; ray: a Ray cluster (needs aerec[ray] and Parquet ratings).",
-    ),
-    click.option(
-        "--parts",
-        type=click.IntRange(1, MAX_PARTS),
-        help=f"Write a partitioned table of N parts by user (default {DEFAULT_PARTS}; ray: "
-        "one part per million ratings, at least that).",
-    ),
-    click.option("--ray-address", help="An existing Ray cluster (default: start a local one)."),
-    click.option(
-        "--ray-concurrency",
-        type=click.IntRange(min=1),
-        help="Scoring actors (default: the cluster's CPUs less one, / --ray-num-cpus).",
-    ),
-    click.option(
-        "--ray-num-cpus",
-        default=1.0,
-        show_default=True,
-        type=click.FloatRange(min=0.1),
-        help="CPUs per scoring actor (its ONNX Runtime threads).",
-    ),
-    click.option(
-        "--ray-num-gpus",
-        default=0.0,
-        show_default=True,
-        type=click.FloatRange(min=0.0),
-        help="GPUs per scoring actor.",
-    ),
+parts_option = click.option(
+    "--parts",
+    type=click.IntRange(1, MAX_PARTS),
+    help="Write a partitioned table of N parts by user (score-all default "
+    f"{DEFAULT_PARTS}; --engine ray: one part per million ratings, at least that).",
 )
-
-
-def engine_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--engine, --parts and the --ray-* options; `ray_options` turns them into RayOptions."""
-    for option in reversed(_ENGINE_OPTIONS):
-        command = option(command)
-    return command
-
-
-def ray_options(
-    engine: str,
-    ray_address: str | None,
-    ray_concurrency: int | None,
-    ray_num_cpus: float,
-    ray_num_gpus: float,
-) -> RayOptions | None:
-    """The Ray engine's options, after checking that ray is installed."""
-    if engine != "ray":
-        return None
-    require("ray", "ray")
-    from aerec.score.ray_engine import RayOptions
-
-    return RayOptions(ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
-
-
-def require(module: str, extra: str) -> None:
-    """Fail with one line when an optional dependency of this command is not installed."""
-    if importlib.util.find_spec(module) is None:
-        raise InputError(
-            f"this command needs {module}, which is not installed: pip install 'aerec[{extra}]'"
-        )
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -26,7 +26,6 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 # --- devices --------------------------------------------------------------------------
 DEVICES = ("auto", "cpu", "cuda")
-ENGINES = ("local", "ray")  # score-all --engine: this process, or a Ray cluster
 
 # --- publish gates (score-all, aerec nightly) ----------------------------------------
 MAX_UNKNOWN_SHARE = 0.5  # refuse when more ratings (or users) than this are of unknown items

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from aerec.contracts import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED, EXIT_TERMINATED
 
 
@@ -35,3 +37,11 @@ def file_error(path: object, problem: str, line: int | None = None) -> InputErro
     """An InputError that names the file (and line, when known) and the problem."""
     where = f"{path}:{line}" if line is not None else f"{path}"
     return InputError(f"{where}: {problem}")
+
+
+def require(module: str, extra: str) -> None:
+    """Fail with one line when an optional dependency of this command is not installed."""
+    if importlib.util.find_spec(module) is None:
+        raise InputError(
+            f"this command needs {module}, which is not installed: pip install 'aerec[{extra}]'"
+        )

@@ -116,8 +116,11 @@ def child(
     engine: str, model: str, ratings: str, out: str, parts: int, cpus: int, actors: int
 ) -> dict:
     """One end-to-end run in this (fresh) process."""
+    from aerec.io.sinks import DirectorySink
+    from aerec.score.engines.local import LocalEngine
+    from aerec.score.engines.ray import RayEngine, RayOptions
+    from aerec.score.job import Engine, ScoreRequest
     from aerec.score.pipeline import score_all
-    from aerec.score.ray_engine import RayOptions
 
     options = None
     peaks: dict[str, dict[int, float]] = {"RssAnon": {}, "RssShmem": {}}
@@ -131,7 +134,9 @@ def child(
         options = RayOptions(concurrency=actors, num_cpus=max(0.1, (cpus - 1) / actors))
         sampler.start()
     started = time.perf_counter()
-    manifest = score_all(model, ratings, out, device="cpu", parts=parts, engine=engine, ray=options)
+    chosen: Engine = RayEngine(options) if engine == "ray" else LocalEngine()
+    request = ScoreRequest(Path(model), Path(ratings), device="cpu")
+    manifest = score_all(request, DirectorySink(out, parts), chosen)
     seconds = time.perf_counter() - started
     stop.set()
     return {

@@ -64,6 +64,9 @@ def child_score_all(
     model: str, ratings: str, out: str, batch: int, overlap: bool, chunk_rows: int
 ) -> dict:
     """score-all in this process, its RSS sampled every second while it runs."""
+    from aerec.io.sinks import FileSink
+    from aerec.score.engines.local import LocalEngine
+    from aerec.score.job import ScoreRequest
     from aerec.score.pipeline import score_all
 
     samples: list[float] = []
@@ -76,15 +79,8 @@ def child_score_all(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    manifest = score_all(
-        model,
-        ratings,
-        out,
-        batch_size=batch,
-        device="cpu",
-        overlap=overlap,
-        chunk_rows=chunk_rows,
-    )
+    request = ScoreRequest(Path(model), Path(ratings), batch_size=batch, device="cpu")
+    manifest = score_all(request, FileSink(out), LocalEngine(overlap, chunk_rows))
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
@@ -137,7 +133,7 @@ def child_torch(checkpoint: str, ratings: str, out: str, batch: int, k: int = 10
 
     from aerec.contracts import RECS_SCHEMA
     from aerec.data.readers import read_ratings
-    from aerec.io.sinks import ParquetFileSink
+    from aerec.io.sinks import ParquetFileWriter
     from aerec.score.vectors import build_user_vectors
     from aerec.train.checkpoint import load_checkpoint
 
@@ -146,7 +142,7 @@ def child_torch(checkpoint: str, ratings: str, out: str, batch: int, k: int = 10
     loaded = load_checkpoint(checkpoint)
     vectors = build_user_vectors(read_ratings(ratings), loaded.items)
     matrix, ids = vectors.ratings, torch.from_numpy(loaded.items.ids)
-    sink = ParquetFileSink(out, {})
+    sink = ParquetFileWriter(out, {})
     with torch.inference_mode():
         for start in range(0, matrix.n_rows, batch):
             rows = np.arange(start, min(start + batch, matrix.n_rows))
@@ -196,11 +192,13 @@ def in_child(*args: str) -> dict:
 
 def prepare_ml100k(data: Path, work: Path) -> tuple[Path, Path, Path]:
     from aerec.export.onnx_export import export_onnx
-    from aerec.train.pipeline import train_model
+    from aerec.train.pipeline import TrainOptions, train_model
 
     ratings = data / "ml-100k" / "u.data"
     checkpoint = work / "ml100k-checkpoint"
-    train_model(ratings, checkpoint, split="user-temporal:0.2", device="cpu", baselines=False)
+    train_model(
+        ratings, checkpoint, "user-temporal:0.2", TrainOptions(device="cpu", baselines=False)
+    )
     export_onnx(checkpoint, work / "ml100k.onnx", k=10)
     return ratings, checkpoint, work / "ml100k.onnx"
 
@@ -276,11 +274,11 @@ def precision_quality(data: Path, work: Path) -> dict:
     from aerec.data.split import load_split
     from aerec.export.onnx_export import export_onnx
     from aerec.score.batch import UserBatch, graph_feed
-    from aerec.train.pipeline import eval_data, train_model
+    from aerec.train.pipeline import TrainOptions, eval_data, train_model
 
     ratings, spec = data / "ml-100k" / "u.data", "files:u1.base,u1.test"
     checkpoint = work / "u1-checkpoint"
-    train_model(ratings, checkpoint, split=spec, device="cpu", baselines=False)
+    train_model(ratings, checkpoint, spec, TrainOptions(device="cpu", baselines=False))
     split, item_map = eval_data(load_split(ratings, spec, 0), 0)
     results: dict[str, Any] = {}
     tops: dict[str, np.ndarray] = {}

@@ -10,6 +10,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -18,6 +19,67 @@ import pytest
 from aerec.data.synth import SynthConfig, write_synthetic
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _engine(engine: str, ray: Any) -> Any:
+    from aerec.score.engines.local import LocalEngine
+    from aerec.score.engines.ray import RayEngine
+
+    return RayEngine(ray) if engine == "ray" else LocalEngine()
+
+
+def _request(model: Path, ratings: Path, fields: dict[str, Any]) -> Any:
+    """A ScoreRequest from keyword options as the CLIs name them (gates folded in)."""
+    from aerec.score.job import Gates, ScoreRequest
+
+    names = ("max_unknown", "min_agreement", "min_rows_fraction")
+    gates = Gates(**{name: fields.pop(name) for name in names if name in fields})
+    paths = ("users", "replaces", "incremental_from")
+    fields.update({name: Path(fields[name]) for name in paths if fields.get(name) is not None})
+    return ScoreRequest(model=Path(model), ratings=Path(ratings), gates=gates, **fields)
+
+
+def score_table(
+    model: Path,
+    ratings: Path,
+    out: Path,
+    parts: int | None = None,
+    engine: str = "local",
+    ray: Any = None,
+    chunk_rows: int | None = None,
+    overlap: bool = True,
+    **fields: Any,
+) -> Any:
+    """score-all as its CLI runs it: --out a file, or a directory with --parts or Ray."""
+    from aerec.score.cli import sink_for
+    from aerec.score.engines.local import LocalEngine
+    from aerec.score.pipeline import score_all
+
+    chosen = _engine(engine, ray)
+    if chunk_rows is not None or not overlap:
+        chosen = LocalEngine(overlap, chunk_rows or LocalEngine().chunk_rows)
+    sink = sink_for(str(out), parts, Path(ratings), chosen)
+    return score_all(_request(model, ratings, fields), sink, chosen)
+
+
+def nightly_run(
+    model: Path,
+    ratings: Path,
+    out_dir: Path,
+    parts: int | None = None,
+    engine: str = "local",
+    ray: Any = None,
+    keep: int = 7,
+    retain_minutes: float | None = None,
+    incremental: bool = False,
+    **fields: Any,
+) -> Any:
+    """aerec nightly as its CLI runs it."""
+    from aerec.jobs.nightly import Retention, nightly
+
+    retention = Retention(keep) if retain_minutes is None else Retention(keep, retain_minutes)
+    request = _request(model, ratings, fields)
+    return nightly(request, out_dir, _engine(engine, ray), parts, retention, incremental)
 
 
 def shared_file(relative: str) -> Path:
@@ -46,10 +108,12 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from aerec.train.pipeline import train_model
+    from aerec.train.pipeline import TrainOptions, train_model
 
     out = tmp_path_factory.mktemp("ckpt") / "checkpoint"
-    train_model(tiny_data[0], out, split="user-temporal:0.2", epochs=3, seed=1, device="cpu")
+    train_model(
+        tiny_data[0], out, "user-temporal:0.2", TrainOptions(epochs=3, seed=1, device="cpu")
+    )
     return out
 
 

@@ -1,24 +1,26 @@
 """Readers for every MovieLens ratings and movies layout, producing the canonical frames.
 
-The layout is detected from the file itself, not from its name:
-
-- ML-100K ``u.data`` / ``u1.base``: ``user<TAB>item<TAB>rating<TAB>timestamp``, no header;
-- ML-1M / ML-10M ``ratings.dat``: ``user::item::rating::timestamp``, no header;
-- ml-latest / 25M / 32M ``ratings.csv``: header ``userId,movieId,rating,timestamp``;
-- canonical CSV (header ``user_id,item_id,rating[,timestamp]``) or Parquet (same columns).
+The layout is detected from the file itself, not from its name, by the registry in
+aerec.data.layouts (ML-100K tab-separated, ML-1M/10M `::`, ml-latest/25M/32M ratings.csv,
+canonical CSV or Parquet).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
+from aerec.data.layouts import (
+    LATEST_COLUMNS,
+    REQUIRED,
+    Layout,
+    ParquetLayout,
+    detect_layout,
+    first_line,
+)
 from aerec.data.schema import ML100K_GENRES, MOVIES_SCHEMA, RATINGS_SCHEMA
 from aerec.data.validate import (
     check_integral_ids,
@@ -30,110 +32,7 @@ from aerec.errors import InputError, file_error
 
 log = logging.getLogger(__name__)
 
-_REQUIRED = ("user_id", "item_id", "rating")
 SAMPLE_BYTES = 1 << 20  # read first, to size the blocks of about chunk_rows lines
-_LATEST_HEADER = {
-    "userId": "user_id",
-    "movieId": "item_id",
-    "rating": "rating",
-    "timestamp": "timestamp",
-}
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How one ratings file is laid out."""
-
-    name: str  # tab | dat | csv-latest | csv | parquet
-    has_header: bool
-
-
-def _first_line(path: Path) -> str:
-    if not path.exists():
-        raise file_error(path, "no such file")
-    if path.is_dir():
-        raise file_error(path, "is a directory, expected a ratings file")
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
-    if not line.strip():
-        raise file_error(path, "file is empty")
-    return line
-
-
-def detect_layout(path: Path) -> Layout:
-    """Detect a ratings file's layout from its suffix (Parquet) or first line."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        if not path.exists():
-            raise file_error(path, "no such file")
-        return Layout("parquet", has_header=True)
-    line = _first_line(path)
-    if "::" in line:
-        return Layout("dat", has_header=False)
-    if "\t" in line:
-        return Layout("tab", has_header=False)
-    if "," in line:
-        fields = [f.strip().strip('"') for f in line.split(",")]
-        if fields[0].lstrip("-").replace(".", "", 1).isdigit():
-            raise file_error(
-                path, "CSV has no header line: expected user_id,item_id,rating[,timestamp]", 1
-            )
-        if {"userId", "movieId"} & set(fields):
-            return Layout("csv-latest", has_header=True)
-        return Layout("csv", has_header=True)
-    raise file_error(path, f"unrecognised ratings layout in first line: {line[:60]!r}", 1)
-
-
-@dataclass(frozen=True)
-class TextFormat:
-    """How a text layout is parsed: read_csv/scan_csv options, and the selection that
-    renames the raw columns to canonical names."""
-
-    options: dict[str, Any]
-    columns: list[pl.Expr]
-
-    def scan(self, path: Path) -> pl.LazyFrame:
-        return pl.scan_csv(path, **self.options).select(self.columns)
-
-    def parse(self, text: bytes) -> pl.DataFrame:
-        """Parse whole lines of the file (its header line first, where it has one)."""
-        return pl.read_csv(io.BytesIO(text), **self.options).select(self.columns)
-
-
-def _text_format(path: Path, layout: Layout, as_text: bool) -> TextFormat:
-    text = pl.String()
-    if layout.name in ("tab", "dat"):
-        # '::' is two one-byte separators with an empty field between them.
-        sep, step = ("\t", 1) if layout.name == "tab" else (":", 2)
-        names = [f"f{i}" for i in range(1 + 3 * step)]
-        keep = dict(zip(names[::step], RATINGS_SCHEMA, strict=False))
-        types = {
-            n: (text if as_text else RATINGS_SCHEMA[keep[n]]) if n in keep else text for n in names
-        }
-        options = {
-            "separator": sep,
-            "has_header": False,
-            "schema": types,
-            "truncate_ragged_lines": True,
-            "quote_char": None,
-        }
-        return TextFormat(options, [pl.col(n).alias(c) for n, c in keep.items()])
-    header = pl.read_csv(path, n_rows=0).columns
-    rename = _LATEST_HEADER if layout.name == "csv-latest" else {c: c for c in RATINGS_SCHEMA}
-    missing = [c for c, canon in rename.items() if canon in _REQUIRED and c not in header]
-    if missing:
-        raise file_error(path, f"missing column(s) {', '.join(missing)} in header {header}", 1)
-    overrides = {c: (text if as_text else RATINGS_SCHEMA[rename[c]]) for c in header if c in rename}
-    options = {"schema_overrides": overrides, "infer_schema": False}
-    return TextFormat(options, [pl.col(c).alias(rename[c]) for c in header if c in rename])
-
-
-def _scan(path: Path, layout: Layout, as_text: bool) -> pl.LazyFrame:
-    """A lazy frame of the file's raw columns, renamed to canonical names."""
-    if layout.name == "parquet":
-        return pl.scan_parquet(path)
-    return _text_format(path, layout, as_text).scan(path)
 
 
 def _line_blocks(path: Path, layout: Layout, chunk_rows: int) -> Iterator[pl.DataFrame]:
@@ -143,7 +42,7 @@ def _line_blocks(path: Path, layout: Layout, chunk_rows: int) -> Iterator[pl.Dat
     memory holds one block: Polars' streaming CSV scan reads ahead of a slower consumer
     and held several hundred MB more while a long file was scored.
     """
-    parse = _text_format(path, layout, as_text=False).parse
+    parse = layout.text_format(path, as_text=False).parse
     with path.open("rb") as source:
         header = source.readline() if layout.has_header else b""
         sample = source.read(SAMPLE_BYTES)
@@ -170,10 +69,10 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
     path = Path(path)
     layout = detect_layout(path)
     try:
-        frame = _scan(path, layout, as_text=False).collect()
+        frame = layout.scan(path, as_text=False).collect()
     except pl.exceptions.PolarsError as error:
         raise _parse_error(path, layout, error) from None
-    frame = _canonical(path, layout, frame)
+    frame = _canonical(path, layout.has_header, frame)
     if dedupe:
         frame = drop_duplicate_pairs(path, frame)
     log.info("read %s: %d ratings (%s layout)", path, frame.height, layout.name)
@@ -183,26 +82,26 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
 def canonical_block(source: str | Path, block: pl.DataFrame) -> pl.DataFrame:
     """A block of a Parquet dataset (canonical or ml-latest column names) as the canonical,
     validated ratings frame; errors name the source but no line (a block has none)."""
-    names = {c: _LATEST_HEADER.get(c, c) for c in block.columns}
+    names = {c: LATEST_COLUMNS.get(c, c) for c in block.columns}
     block = block.rename(names).select([c for c in RATINGS_SCHEMA if c in names.values()])
-    return _canonical(Path(source), Layout("parquet", False), block, first_row=None)
+    return _canonical(Path(source), False, block, first_row=None)
 
 
 def _canonical(
-    path: Path, layout: Layout, frame: pl.DataFrame, first_row: int | None = 0
+    path: Path, has_header: bool, frame: pl.DataFrame, first_row: int | None = 0
 ) -> pl.DataFrame:
     """The raw columns as the canonical, validated ratings frame."""
-    missing = [c for c in _REQUIRED if c not in frame.columns]
+    missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise file_error(path, f"missing column(s) {', '.join(missing)}")
     if "timestamp" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("timestamp"))
-    check_integral_ids(path, frame, layout.has_header, first_row)
+    check_integral_ids(path, frame, has_header, first_row)
     try:
         frame = frame.select([pl.col(c).cast(t) for c, t in RATINGS_SCHEMA.items()])
     except pl.exceptions.InvalidOperationError as error:
         raise file_error(path, f"column has the wrong type: {error}") from None
-    check_ratings(path, frame, layout.has_header, first_row)
+    check_ratings(path, frame, has_header, first_row)
     return frame
 
 
@@ -217,12 +116,12 @@ def read_rating_chunks(path: str | Path, chunk_rows: int = 1_000_000) -> Iterato
     first_row = 0
     try:
         chunks: Iterable[pl.DataFrame]
-        if layout.name == "parquet":
-            chunks = _scan(path, layout, as_text=False).collect_batches(chunk_size=chunk_rows)
+        if isinstance(layout, ParquetLayout):
+            chunks = layout.scan(path, as_text=False).collect_batches(chunk_size=chunk_rows)
         else:
             chunks = _line_blocks(path, layout, chunk_rows)
         for chunk in chunks:
-            yield _canonical(path, layout, chunk, first_row)
+            yield _canonical(path, layout.has_header, chunk, first_row)
             first_row += chunk.height
     except pl.exceptions.PolarsError as error:
         raise _parse_error(path, layout, error) from None
@@ -237,7 +136,7 @@ def _parse_error(path: Path, layout: Layout, error: Exception) -> InputError:
     that fails (a malformed line), says what the parser said.
     """
     try:
-        raw = _scan(path, layout, as_text=True).collect()
+        raw = layout.scan(path, as_text=True).collect()
         found = first_unparsable(path, raw, layout.has_header)
     except pl.exceptions.PolarsError as text_error:
         error, found = text_error, None
@@ -259,7 +158,7 @@ def read_movies(path: str | Path) -> pl.DataFrame:
 
 
 def _read_movies(path: Path) -> pl.DataFrame:
-    line = _first_line(path)
+    line = first_line(path)
     if "::" in line:
         rows = [r.split("::") for r in _latin1_lines(path)]
         records = [(int(r[0]), r[1], r[2] if len(r) > 2 else "") for r in rows]

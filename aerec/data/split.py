@@ -138,15 +138,18 @@ def _resolve(name: str, beside: Path) -> Path:
 NO_SPLIT = "none"  # every rating is on the train side (the production model)
 
 
-def load_split(ratings: str | Path, spec: str, seed: int = 0) -> Split:
+def load_split(
+    ratings: str | Path, spec: str, seed: int = 0, frame: pl.DataFrame | None = None
+) -> Split:
     """Read the ratings and split them; files:TRAIN,TEST are found beside the ratings file.
-    `none` puts every rating on the train side and leaves the test side empty."""
+    `none` puts every rating on the train side and leaves the test side empty. `frame`:
+    the ratings file already read (so it is not read again)."""
     if spec == NO_SPLIT:
-        frame = read_ratings(ratings)
+        frame = read_ratings(ratings) if frame is None else frame
         return Split(spec, frame, frame.head(0), frame.head(0))
     parsed = SplitSpec.parse(spec)
     ratings = Path(ratings)
     if parsed.kind != "files":
-        return split_frame(read_ratings(ratings), spec, seed)
+        return split_frame(read_ratings(ratings) if frame is None else frame, spec, seed)
     train_path, test_path = (_resolve(name, ratings) for name in parsed.files)
     return _separate_cold(spec, read_ratings(train_path), read_ratings(test_path))

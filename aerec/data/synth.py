@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from aerec.data.layouts import layout_for_name
 from aerec.data.schema import ML100K_GENRES, RATINGS_SCHEMA
 from aerec.errors import InputError
 from aerec.io.atomic import atomic_path
@@ -237,76 +238,20 @@ def generate(cfg: SynthConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
     return ratings, _movies(cfg, item_ids, item_factors, rng)
 
 
-def ratings_layout(path: Path) -> str:
-    """The layout a path asks for: parquet, csv-latest, csv, dat or tab."""
-    if path.suffix == ".parquet":
-        return "parquet"
-    if path.name == "ratings.csv":
-        return "csv-latest"
-    if path.suffix == ".csv":
-        return "csv"
-    if path.suffix == ".dat":
-        return "dat"
-    if path.suffix in (".data", ".base", ".test", ".tsv"):
-        return "tab"
-    raise InputError(
-        f"{path}: cannot tell the layout from the name; use .parquet, .csv, ratings.csv, "
-        ".dat or .data"
-    )
-
-
 def write_ratings(frame: pl.DataFrame, path: Path) -> None:
     """Write canonical ratings in the layout the path's name asks for."""
     with atomic_path(path) as temporary:
-        _write_ratings_layout(frame, temporary, ratings_layout(path))
-
-
-def _write_ratings_layout(frame: pl.DataFrame, path: Path, layout: str) -> None:
-    if layout == "parquet":
-        frame.write_parquet(path)
-    elif layout == "csv":
-        frame.write_csv(path)
-    elif layout == "csv-latest":
-        renamed = frame.rename({"user_id": "userId", "item_id": "movieId"})
-        renamed.with_columns(pl.col("rating").round(1)).write_csv(path, float_precision=1)
-    else:
-        separator = "::" if layout == "dat" else "\t"
-        rating = pl.col("rating").round(1).cast(pl.String).str.strip_suffix(".0")
-        columns = [pl.col("user_id"), pl.col("item_id"), rating, pl.col("timestamp")]
-        line = pl.concat_str(columns, separator=separator).alias("line")
-        frame.select(line).write_csv(path, include_header=False, quote_style="never")
-
-
-def write_movies(movies: pl.DataFrame, ratings_path: Path) -> Path:
-    """Write movie metadata beside the ratings, in the matching MovieLens layout."""
-    layout = ratings_layout(ratings_path)
-    if layout == "tab":
-        path = ratings_path.parent / "u.item"
-        flags = [
-            pl.col("genres").str.split("|").list.contains(g).cast(pl.Int8).cast(pl.String)
-            for g in ML100K_GENRES
-        ]
-        cells = [pl.col("item_id"), pl.col("title"), *[pl.lit("")] * 3, *flags]
-        rows = movies.select(pl.concat_str(cells, separator="|").alias("line"))
-        rows.write_csv(path, include_header=False, quote_style="never")
-    elif layout == "dat":
-        path = ratings_path.parent / "movies.dat"
-        line = pl.concat_str([pl.col("item_id"), pl.col("title"), pl.col("genres")], separator="::")
-        movies.select(line.alias("line")).write_csv(path, include_header=False, quote_style="never")
-    else:
-        path = ratings_path.parent / "movies.csv"
-        movies.rename({"item_id": "movieId"}).write_csv(path)
-    return path
+        layout_for_name(path).write(frame, temporary)
 
 
 def write_synthetic(cfg: SynthConfig, out: str | Path) -> tuple[Path, Path]:
     """Generate a data set and write its ratings to `out` and its movies beside them."""
     out = Path(out)
-    ratings_layout(out)  # fail on an unknown layout before the work
+    layout = layout_for_name(out)  # fail on an unknown layout before the work
     ratings, movies = generate(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_ratings(ratings, out)
-    movies_path = write_movies(movies, out)
+    movies_path = layout.write_movies(movies, out.parent)
     log.info(
         "wrote %d ratings to %s and %d movies to %s",
         ratings.height,

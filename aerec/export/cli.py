@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import require, run, setup_logging, verbose_option
+from aerec.clikit import run, setup_logging, verbose_option
+from aerec.errors import require
 
 
 @click.command("export-onnx")

@@ -35,37 +35,59 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+class AtomicGroup:
+    """A temporary path in `directory` for each name; `commit` fsyncs them and renames
+    each over its name, in order; `discard` removes them (both are idempotent).
+
+    Everything that takes space is written before `commit`, before the first rename, so a
+    full disk or any other failure leaves the old files as they were. With several names
+    the last is a completion marker (e.g. _SUCCESS): it is removed before the first rename
+    and comes back with the last, so a reader that waits for it never pairs a new file
+    with an old one.
+    """
+
+    def __init__(self, directory: str | Path, names: Sequence[str]) -> None:
+        self.directory = Path(directory)
+        self.names = list(names)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.temporaries: list[Path] = []
+        try:
+            for name in names:
+                fd, made = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+                os.close(fd)
+                self.temporaries.append(Path(made))
+                make_readable(self.temporaries[-1])
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self) -> None:
+        try:
+            for temporary in self.temporaries:
+                _fsync_file(temporary)
+            if len(self.names) > 1:
+                (self.directory / self.names[-1]).unlink(missing_ok=True)
+            for temporary, name in zip(self.temporaries, self.names, strict=True):
+                os.replace(temporary, self.directory / name)
+            fsync_dir(self.directory)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        for temporary in self.temporaries:
+            temporary.unlink(missing_ok=True)
+        self.temporaries = []
+
+
 @contextlib.contextmanager
 def atomic_group(directory: str | Path, names: Sequence[str]) -> Iterator[list[Path]]:
-    """Yield a temporary path in `directory` for each name; when the block succeeds, fsync
-    them and rename each over its name, in order.
-
-    Everything that takes space is written inside the block, before the first rename, so a
-    full disk or any other failure leaves the old files as they were (the temporaries are
-    removed). With several names the last is a completion marker (e.g. _SUCCESS): it is
-    removed before the first rename and comes back with the last, so a reader that waits
-    for it never pairs a new file with an old one.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    temporaries: list[Path] = []
+    """An AtomicGroup as a block: committed when the block succeeds, else discarded."""
+    group = AtomicGroup(directory, names)
     try:
-        for name in names:
-            fd, made = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-            os.close(fd)
-            temporaries.append(Path(made))
-            make_readable(temporaries[-1])
-        yield temporaries
-        for temporary in temporaries:
-            _fsync_file(temporary)
-        if len(names) > 1:
-            (directory / names[-1]).unlink(missing_ok=True)
-        for temporary, name in zip(temporaries, names, strict=True):
-            os.replace(temporary, directory / name)
-        fsync_dir(directory)
+        yield list(group.temporaries)
+        group.commit()
     finally:
-        for temporary in temporaries:
-            temporary.unlink(missing_ok=True)
+        group.discard()
 
 
 @contextlib.contextmanager

@@ -3,9 +3,11 @@ refused only when it is worse by more than the comparison's own noise.
 
 The slice is the candidate's split: each user's training-side ratings are the input of both
 exported models (each knows only its own items; an unknown item's rating is dropped), and
-the test side's positives (ratings >= 4, items new to the candidate included) are the
-truth. Per user, the difference of NDCG@k between candidate and current is taken; its mean
-is judged against `NOISE_Z` standard errors of that mean (or a fixed `tolerance`).
+the test side's positives (ratings at the evaluation's positive threshold or above: 4,
+or the data's highest rating when that is lower, as on all-1 implicit data; items new to
+the candidate included) are the truth. Per user, the difference of NDCG@k between
+candidate and current is taken; its mean is judged against `NOISE_Z` standard errors of
+that mean (or a fixed `tolerance`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from aerec.data.split import Split
 from aerec.errors import InputError
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import build_user_vectors
-from aerec.train.metrics import POSITIVE, ndcg_per_user
+from aerec.train.metrics import POSITIVE, ndcg_per_user, positive_threshold
 
 NOISE_Z = 2.0  # how many standard errors of the mean difference count as noise
 MIN_USERS = 10  # fewer held-out users than this cannot tell two models apart
@@ -45,9 +47,16 @@ class GateResult:
         return {**asdict(self), "passed": self.passed}
 
 
+def gate_threshold(split: Split) -> float:
+    """The positive threshold of the split's ratings, as train-model's evaluation has it."""
+    largest = pl.concat([split.train, split.test, split.cold])["rating"].max()
+    return positive_threshold(float(largest)) if largest is not None else POSITIVE  # type: ignore[arg-type]
+
+
 def held_out(split: Split) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(inputs, truth): the train-side ratings and the held-out positives of users with both."""
-    truth = pl.concat([split.test, split.cold]).filter(pl.col("rating") >= POSITIVE)
+    threshold = gate_threshold(split)
+    truth = pl.concat([split.test, split.cold]).filter(pl.col("rating") >= threshold)
     users = truth["user_id"].unique(maintain_order=False).sort()
     users = users.filter(users.is_in(split.train["user_id"].unique().implode()))
     truth = truth.filter(pl.col("user_id").is_in(users.implode()))
@@ -85,7 +94,8 @@ def compare_models(
     users = truth["user_id"].n_unique()
     if users < MIN_USERS:
         raise InputError(
-            f"split {split.spec}: {users} held-out users with a rating >= {POSITIVE:g}, "
+            f"split {split.spec}: {users} held-out users with a rating >= "
+            f"{gate_threshold(split):g}, "
             f"too few (< {MIN_USERS}) to compare the candidate with the current model"
         )
     new = ndcg_of_model(candidate, inputs, truth, k, device)

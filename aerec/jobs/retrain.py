@@ -16,14 +16,18 @@ and the next retrain compares with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from aerec.contracts import (
     CANDIDATES_DIR,
@@ -40,7 +44,7 @@ from aerec.contracts import (
     run_stamp,
 )
 from aerec.data.readers import read_ratings
-from aerec.data.split import NO_SPLIT, load_split
+from aerec.data.split import NO_SPLIT, Split, load_split
 from aerec.data.stats import check_popularity
 from aerec.errors import InputError, file_error
 from aerec.export.onnx_export import export_onnx
@@ -50,8 +54,9 @@ from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout
 from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.jobs.gate import compare_models
-from aerec.score.session import open_session
-from aerec.train.pipeline import train_model
+from aerec.score.session import ModelFile, describe_model
+from aerec.train.pipeline import TrainOptions, train_on
+from aerec.train.presets import check_preset
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +100,31 @@ def promote(candidate: Path, model_dir: Path) -> Path:
     return version
 
 
+@dataclass(frozen=True)
+class RetrainOptions:
+    """aerec retrain's options (README "Commands")."""
+
+    split: str = "user-temporal:0.2"
+    preset: str = "default"
+    tolerance: float | None = None  # None: NOISE_Z standard errors of the paired difference
+    k: int = 10
+    seed: int = 0
+    device: str = "auto"
+    keep: int = 3
+    refit: bool = True
+    min_agreement: float = MIN_POPULARITY_AGREEMENT
+
+    def __post_init__(self) -> None:
+        tolerance = self.tolerance
+        if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+            raise InputError(f"--tolerance {tolerance}: expected a finite number >= 0")
+        if self.keep < 1:
+            raise InputError("--keep must be at least 1")
+        check_preset(self.preset)
+
+
 def retrain(
-    ratings: str | Path,
-    model_dir: str | Path,
-    split: str = "user-temporal:0.2",
-    preset: str = "default",
-    tolerance: float | None = None,
-    k: int = 10,
-    seed: int = 0,
-    device: str = "auto",
-    keep: int = 3,
-    refit: bool = True,
-    min_agreement: float = MIN_POPULARITY_AGREEMENT,
+    ratings: str | Path, model_dir: str | Path, options: RetrainOptions | None = None
 ) -> dict[str, Any]:
     """Train and export a candidate; promote it unless the gate finds it worse.
 
@@ -114,77 +132,88 @@ def retrain(
     NDCG@k difference; a number: by that much. The gate judges the candidate trained on
     the split's train side; with `refit`, what is promoted is then the same recipe refit on
     every rating (`--split none`: the epochs the candidate kept), so the model in use knows
-    the freshest ratings and every item.
+    the freshest ratings and every item. The ratings are read once.
     """
-    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
-        raise InputError(f"--tolerance {tolerance}: expected a finite number >= 0")
-    if keep < 1:
-        raise InputError("--keep must be at least 1")
+    options = options or RetrainOptions()
     model_dir = Path(model_dir)
     check_disjoint([model_dir], [ratings])
     claim_directory(model_dir, OWNED_MODELS, _written_by_older_aerec)
     with run_lock(model_dir / LOCK_FILE):
         current = current_version(model_dir)
+        frame = read_ratings(ratings)  # once: the fit check, the split and the refit
         if current is not None:
-            _check_like_current(ratings, current, min_agreement)
-        _prune_candidates(model_dir, keep)  # what killed runs left, even if none is promoted
+            _check_like_current(ratings, frame, current, options.min_agreement)
+        _prune_candidates(model_dir, options.keep)  # what killed runs left
+        split = load_split(ratings, options.split, options.seed, frame)
         candidate = model_dir / CANDIDATES_DIR / run_stamp()
-        try:
-            metrics = train_model(
-                ratings,
-                candidate / CHECKPOINT_DIR,
-                split=split,
-                preset=preset,
-                seed=seed,
-                device=device,
-                baselines=False,
-            )
-            export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, k)
-        except BaseException:  # a failed or stopped candidate is not kept
-            shutil.rmtree(candidate, ignore_errors=True)
-            raise
+        with _removed_on_failure(candidate):
+            metrics = train_on(split, ratings, candidate / CHECKPOINT_DIR, _training(options))
+            export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, options.k)
         outcome: dict[str, Any] = {"candidate": candidate.name, "validation": metrics["validation"]}
         if current is not None:
-            gate = compare_models(
-                candidate / MODEL_FILE,
-                _gated_model(current),
-                load_split(ratings, split, seed),
-                k,
-                tolerance,
-                device,
-            )
-            outcome.update(current=current.name, gate=gate.as_dict())
-            if not gate.passed:
-                outcome["promoted"] = False
-                outcome["reason"] = (
-                    f"candidate {gate.metric} {gate.candidate:.4f} is worse than the current "
-                    f"{gate.current:.4f} by {-gate.difference:.4f}, more than the "
-                    f"{gate.allowed:.4f} allowed, on {gate.users} held-out users"
-                )
-                log.warning("kept the current model %s: %s", current.name, outcome["reason"])
-                _prune(model_dir, keep, current.name)
+            outcome.update(_judged(candidate, current, split, options))
+            if not outcome["promoted"]:
+                _prune(model_dir, options.keep, current.name)
                 return outcome
-        if refit:
-            try:
-                outcome["refit"] = _refit(ratings, candidate, preset, seed, device, k)
-            except BaseException:  # a stopped refit is not promoted, nor kept
-                shutil.rmtree(candidate, ignore_errors=True)
-                raise
+        if options.refit:
+            with _removed_on_failure(candidate):  # a stopped refit is not promoted, nor kept
+                everything = load_split(ratings, NO_SPLIT, options.seed, frame)
+                outcome["refit"] = _refit(ratings, everything, candidate, options)
         version = promote(candidate, model_dir)
         outcome.update(promoted=True, version=version.name)
         log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
-        _prune(model_dir, keep, version.name)
+        _prune(model_dir, options.keep, version.name)
         return outcome
 
 
-def _check_like_current(ratings: str | Path, current: Path, min_agreement: float) -> None:
+@contextlib.contextmanager
+def _removed_on_failure(candidate: Path) -> Iterator[None]:
+    """A failed or stopped candidate is not kept."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(candidate, ignore_errors=True)
+        raise
+
+
+def _training(options: RetrainOptions) -> TrainOptions:
+    return TrainOptions(options.preset, seed=options.seed, device=options.device, baselines=False)
+
+
+def _judged(
+    candidate: Path, current: Path, split: Split, options: RetrainOptions
+) -> dict[str, Any]:
+    """The gate's verdict on the candidate against the current version."""
+    gate = compare_models(
+        candidate / MODEL_FILE,
+        _gated_model(current),
+        split,
+        options.k,
+        options.tolerance,
+        options.device,
+    )
+    verdict: dict[str, Any] = {"current": current.name, "gate": gate.as_dict(), "promoted": True}
+    if not gate.passed:
+        verdict["promoted"] = False
+        verdict["reason"] = (
+            f"candidate {gate.metric} {gate.candidate:.4f} is worse than the current "
+            f"{gate.current:.4f} by {-gate.difference:.4f}, more than the "
+            f"{gate.allowed:.4f} allowed, on {gate.users} held-out users"
+        )
+        log.warning("kept the current model %s: %s", current.name, verdict["reason"])
+    return verdict
+
+
+def _check_like_current(
+    ratings: str | Path, frame: pl.DataFrame, current: Path, min_agreement: float
+) -> None:
     """Refuse ratings whose item popularity ranks unlike the current model's training data
     (a corrupt export with shuffled item ids would otherwise train, pass the gate on its
     own held-out slice, and be promoted)."""
-    _, info, _ = open_session(current / MODEL_FILE, "cpu")
+    info = describe_model(ModelFile.read(current / MODEL_FILE))
     if info.item_counts is None:
         return
-    columns = info.items.index(read_ratings(ratings)["item_id"])
+    columns = info.items.index(frame["item_id"])
     counts = np.bincount(columns[columns >= 0], minlength=len(info.items))
     check_popularity(ratings, info.item_counts, counts, min_agreement)
 
@@ -198,15 +227,13 @@ def _gated_model(version: Path) -> Path:
 
 
 def _refit(
-    ratings: str | Path, candidate: Path, preset: str, seed: int, device: str, k: int
+    ratings: str | Path, everything: Split, candidate: Path, options: RetrainOptions
 ) -> dict[str, Any]:
     """Replace the candidate's checkpoint and model by the same preset refit on every
-    rating (inside candidates/, which nobody reads)."""
+    rating (`everything`, inside candidates/, which nobody reads)."""
     refit_dir = candidate / f"{CHECKPOINT_DIR}.refit"
-    metrics = train_model(
-        ratings, refit_dir, split=NO_SPLIT, preset=preset, seed=seed, device=device
-    )
-    export_onnx(refit_dir, candidate / f"{MODEL_FILE}.refit", k)
+    metrics = train_on(everything, ratings, refit_dir, _training(options))
+    export_onnx(refit_dir, candidate / f"{MODEL_FILE}.refit", options.k)
     shutil.rmtree(candidate / CHECKPOINT_DIR)
     refit_dir.rename(candidate / CHECKPOINT_DIR)
     os.replace(candidate / MODEL_FILE, candidate / GATED_MODEL_FILE)

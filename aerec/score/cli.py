@@ -10,21 +10,30 @@ import click
 from aerec.clikit import (
     batch_size_option,
     device_option,
-    engine_options,
     max_unknown_option,
     min_agreement_option,
     min_rows_option,
     model_option,
+    parts_option,
     progress,
     ratings_option,
-    ray_options,
     run,
     setup_logging,
     verbose_option,
 )
 from aerec.contracts import DEFAULT_PARTS
-from aerec.score.dataset import score_dataset
+from aerec.io.sinks import DirectorySink, FileSink, RecsSink
+from aerec.score.engines import engine_options
+from aerec.score.job import Engine, Gates, ScoreRequest
 from aerec.score.pipeline import score_all
+
+
+def sink_for(out: str, parts: int | None, ratings: Path, engine: Engine) -> RecsSink:
+    """What --out names: a partitioned directory (DIR/, an existing directory, --parts,
+    or an engine that writes parts only), else one Parquet file."""
+    if out.endswith("/") or Path(out).is_dir() or parts is not None or engine.parts_only:
+        return DirectorySink(out, parts or engine.parts_for(ratings) or DEFAULT_PARTS)
+    return FileSink(out)
 
 
 @click.command("score-all")
@@ -34,8 +43,8 @@ from aerec.score.pipeline import score_all
     "--out",
     required=True,
     type=click.Path(),
-    help="Parquet file to publish (replaced atomically), or DIR/ for a partitioned table "
-    "published as DIR/current/recs/part-*.parquet.",
+    help="Parquet file to publish (replaced atomically), or a new DIR/ for a partitioned "
+    "table (DIR/recs/part-*.parquet, DIR/manifest.json, DIR/_SUCCESS).",
 )
 @click.option("--k", type=click.IntRange(min=1), help="Rows per user (at most the model's k).")
 @batch_size_option
@@ -49,6 +58,7 @@ from aerec.score.pipeline import score_all
 @max_unknown_option
 @min_agreement_option
 @min_rows_option
+@parts_option
 @engine_options
 @verbose_option
 def command(
@@ -62,49 +72,23 @@ def command(
     max_unknown: float,
     min_agreement: float,
     min_rows_fraction: float,
-    engine: str,
     parts: int | None,
-    ray_address: str | None,
-    ray_concurrency: int | None,
-    ray_num_cpus: float,
-    ray_num_gpus: float,
+    engine: Engine,
     verbose: bool,
 ) -> None:
     """Score every user's rating vector through ONNX Runtime and publish the top-k table."""
     setup_logging(verbose)
-    ray = ray_options(engine, ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus)
-    if out.endswith("/") or Path(out).is_dir() or parts is not None or ray is not None:
-        score_dataset(
-            model,
-            ratings,
-            out,
-            k=k,
-            keep=2,  # the published run and the one before it; no retention by age
-            retain_minutes=0,
-            batch_size=batch_size,
-            device=device,
-            users=users_file,
-            max_unknown=max_unknown,
-            min_agreement=min_agreement,
-            min_rows_fraction=min_rows_fraction,
-            parts=parts or (None if ray else DEFAULT_PARTS),
-            engine=engine,
-            ray=ray,
-        )
-        return
-    score_all(
-        model,
-        ratings,
-        out,
+    request = ScoreRequest(
+        model=Path(model),
+        ratings=Path(ratings),
         k=k,
         batch_size=batch_size,
         device=device,
-        users=users_file,
-        progress=functools.partial(progress, unit="chunk"),
-        max_unknown=max_unknown,
-        min_agreement=min_agreement,
-        min_rows_fraction=min_rows_fraction,
+        users=Path(users_file) if users_file is not None else None,
+        gates=Gates(max_unknown, min_agreement, min_rows_fraction),
     )
+    sink = sink_for(out, parts, request.ratings, engine)
+    score_all(request, sink, engine, functools.partial(progress, unit="chunk"))
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,28 +23,23 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import (
-    RECS_SCHEMA,
     TABLE_DIR,
     USERS_DIR,
     Manifest,
     PartRecord,
     mix64,
     part_bucket,
-    part_file,
     user_bucket,
-    users_file,
 )
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
-from aerec.io.sinks import ParquetFileSink, Written, part_record
-from aerec.score.publish import read_manifest
+from aerec.io.sinks import read_manifest
 from aerec.score.vectors import UserVectors
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_SCHEMA: dict[str, pl.DataType] = {"user_id": pl.Int64(), "fingerprint": pl.UInt64()}
 FINGERPRINT_VERSION = 2  # of fingerprints(): manifests list their files under this version
-FRESH_DIR = ".fresh"  # a run's rows of rescored users, before the parts are merged
 
 
 def fingerprints(vectors: UserVectors) -> np.ndarray:
@@ -194,11 +188,8 @@ class PreviousRun:
         return rows
 
 
-def previous_run(directory: Path, model_version: str, k: int, parts: int) -> PreviousRun | None:
-    """The run in `directory` with every user's fingerprint, if this run may reuse it."""
-    manifest = reusable_manifest(directory, model_version, k, parts)
-    if manifest is None:
-        return None
+def previous_run(directory: Path, manifest: Manifest) -> PreviousRun:
+    """The reusable run in `directory` (its `manifest`) with every user's fingerprint."""
     records = listed_files(manifest)
     users, prints, distrusted = [np.empty(0, np.int64)], [np.empty(0, np.uint64)], set()
     for bucket, listed in records.items():
@@ -216,61 +207,4 @@ def previous_run(directory: Path, model_version: str, k: int, parts: int) -> Pre
         all_users[order],
         np.concatenate(prints)[order],
         frozenset(distrusted),
-    )
-
-
-def merged_part(
-    previous_rows: pl.DataFrame | None,
-    present: pl.Series,
-    changed: pl.Series,
-    fresh: pl.DataFrame | None,
-) -> pl.DataFrame:
-    """One part: the previous part's rows of users `present` now and not `changed` (an
-    imploded list), with the `fresh` rows of the rescored users, sorted by user and rank."""
-    frames = [] if fresh is None else [fresh]
-    if previous_rows is not None:
-        kept = pl.col("user_id").is_in(present.implode()) & ~pl.col("user_id").is_in(changed)
-        frames.append(previous_rows.filter(kept))
-    if not frames:
-        return pl.DataFrame(schema=RECS_SCHEMA)
-    return pl.concat(frames).sort("user_id", "rank")
-
-
-def merge_parts(
-    run: Path,
-    previous: PreviousRun,
-    changed: np.ndarray,
-    parts: int,
-    metadata: dict[str, str],
-    run_tag: str,
-) -> Written:
-    """Each part of `run`: the previous part's rows of users still present and unchanged,
-    with the fresh rows of rescored users, sorted by user and rank. `changed` lists (sorted)
-    the users rescored."""
-    records = []
-    changed_users = pl.Series("user_id", changed, dtype=pl.Int64).implode()
-    for bucket in range(parts):
-        present_file = run / USERS_DIR / users_file(bucket)
-        if not present_file.exists():
-            continue  # no user of this part in the ratings now
-        present = pl.read_parquet(present_file, columns=["user_id"])["user_id"]
-        name = part_file(bucket, run_tag)
-        fresh = run / FRESH_DIR / name
-        rows = merged_part(
-            previous.rows(bucket),
-            present,
-            changed_users,
-            pl.read_parquet(fresh) if fresh.exists() else None,
-        )
-        if rows.height == 0:
-            continue
-        (run / TABLE_DIR).mkdir(exist_ok=True)
-        sink = ParquetFileSink(run / TABLE_DIR / name, metadata)
-        sink.write(rows)
-        records.append(part_record(run / TABLE_DIR / name, sink.close()))
-    shutil.rmtree(run / FRESH_DIR, ignore_errors=True)
-    return Written(
-        rows=sum(r["rows"] for r in records),
-        users=sum(r["users"] for r in records),
-        parts=tuple(records),
     )

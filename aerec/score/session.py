@@ -77,20 +77,33 @@ def _providers(device: str) -> list[str]:
     return [CPU]
 
 
-def graph_item_table(data: bytes) -> np.ndarray | None:
+def graph_item_table(proto: onnx.ModelProto) -> np.ndarray | None:
     """The item ids the graph itself gathers from (its GRAPH_ITEM_TABLE initializer)."""
-    proto = onnx.load_from_string(data)
     for tensor in proto.graph.initializer:
         if tensor.name == GRAPH_ITEM_TABLE:
             return np.asarray(onnx.numpy_helper.to_array(tensor))
     return None
 
 
-def read_model_info(path: Path, session: ort.InferenceSession, data: bytes) -> ModelInfo:
-    """Parse and check the aerec metadata of the graph `data` (read from `path`) that
-    `session` runs; refuse a model whose item table does not match."""
-    meta = session.get_modelmeta().custom_metadata_map
-    inputs = tuple(node.name for node in session.get_inputs())
+def _parsed(model: ModelFile) -> onnx.ModelProto:
+    """The model's graph, or one line saying it is not a loadable ONNX model."""
+    try:
+        proto = onnx.load_from_string(model.data)
+    except Exception as error:  # protobuf's DecodeError and onnx's own share no base
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise file_error(model.path, f"not a loadable ONNX model ({first})") from None
+    if not proto.graph.node:
+        raise file_error(model.path, "not a loadable ONNX model (no graph)")
+    return proto
+
+
+def describe_model(model: ModelFile) -> ModelInfo:
+    """Parse and check the aerec metadata of a scoring graph without opening an inference
+    session; refuse a model whose input contract or item table does not match."""
+    path, proto = model.path, _parsed(model)
+    meta = {entry.key: entry.value for entry in proto.metadata_props}
+    constants = {tensor.name for tensor in proto.graph.initializer}
+    inputs = tuple(node.name for node in proto.graph.input if node.name not in constants)
     if meta.get(MODEL_META["input_format"]) != INPUT_FORMAT or inputs != GRAPH_INPUTS:
         found = meta.get(MODEL_META["input_format"], "dense rating vectors")
         raise file_error(
@@ -112,7 +125,7 @@ def read_model_info(path: Path, session: ort.InferenceSession, data: bytes) -> M
     if len(ids) != n_items:
         problem = f"item table holds {len(ids)} items, the metadata says {n_items}"
         raise file_error(path, problem)
-    table = graph_item_table(data)
+    table = graph_item_table(proto)
     if table is None or not np.array_equal(table, ids):
         raise file_error(path, "the metadata's item table is not the one the graph ranks")
     score = meta[MODEL_META["score"]]
@@ -197,22 +210,22 @@ def open_session(
     threads 0 means one intra-op thread per available CPU.
     """
     model = model if isinstance(model, ModelFile) else ModelFile.read(model)
-    path, data = model.path, model.data
     if device not in DEVICES:
         raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    info = describe_model(model)
+    path = model.path
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads or available_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        session = ort.InferenceSession(data, options, providers=_providers(device))
+        session = ort.InferenceSession(model.data, options, providers=_providers(device))
     except Exception as error:  # ORT's load errors (Fail, InvalidArgument, ...) share no base
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise file_error(path, f"not a loadable ONNX model ({first})") from None
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:
         raise InputError("--device cuda: ONNX Runtime could not start its CUDA provider")
-    info = read_model_info(path, session, data)
     check_outputs(path, session, info)
     log.info(
         "model %s (version %s, %d items, k=%d) on %s",

@@ -8,11 +8,11 @@ from aerec.clikit import (
     device_option,
     progress,
     ratings_option,
-    require,
     run,
     setup_logging,
     verbose_option,
 )
+from aerec.errors import require
 from aerec.train.presets import PRESETS
 
 
@@ -51,19 +51,10 @@ def command(
     """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
     setup_logging(verbose)
     require("torch", "train")
-    from aerec.train.pipeline import format_metrics, train_model
+    from aerec.train.pipeline import TrainOptions, format_metrics, train_model
 
-    metrics = train_model(
-        ratings,
-        out,
-        split=split,
-        preset=preset,
-        epochs=epochs,
-        seed=seed,
-        device=device,
-        progress=progress,
-        baselines=not no_baselines,
-    )
+    options = TrainOptions(preset, epochs, seed, device, not no_baselines, progress)
+    metrics = train_model(ratings, out, split, options)
     click.echo(format_metrics(metrics))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from aerec.train.evaluate import (
     leaky_seed_topk_accuracy,
 )
 from aerec.train.metrics import positive_threshold
-from aerec.train.presets import PRESETS, Preset
+from aerec.train.presets import PRESETS, Preset, check_preset
 from aerec.train.recommender import AutoEncoderKind, FitRecord, Recommender, kind_of
 
 log = logging.getLogger(__name__)
@@ -113,16 +113,24 @@ def evaluate_all(
     return metrics
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How train-model trains (its options besides the ratings, the output and the split)."""
+
+    preset: str = "default"
+    epochs: int | None = None  # default: the preset's
+    seed: int = 0
+    device: str = "auto"
+    baselines: bool = True  # evaluate the baselines beside the model
+    progress: Progress | None = None
+
+
 def train_model(
     ratings: str | Path,
     out: str | Path,
     split: str = "user-temporal:0.2",
-    preset: str = "default",
-    epochs: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    progress: Progress | None = None,
-    baselines: bool = True,
+    options: TrainOptions | None = None,
+    frame: pl.DataFrame | None = None,
 ) -> Metrics:
     """Train on the split's train side, evaluate on its test side, write a checkpoint.
 
@@ -132,46 +140,56 @@ def train_model(
     `split` "none" (the production model): no test side; the epochs are chosen on the
     validation slice, then a fresh model is refit on every rating for those epochs, so it
     knows every item of the ratings. metrics.json then holds the validation record and the
-    refit, and no test metrics.
+    refit, and no test metrics. `frame`: the ratings already read (not read again).
     """
-    if preset not in PRESETS:
-        raise InputError(f"--preset {preset!r}: known presets are {', '.join(PRESETS)}")
+    options = options or TrainOptions()
+    check_preset(options.preset)
     check_output_dir(out, CHECKPOINT_FILES, (CHECKPOINT_WEIGHTS, CHECKPOINT_CONFIG), "checkpoint")
     check_disjoint([out], [ratings])
-    chosen = PRESETS[preset]
-    data_split = load_split(ratings, split, seed)
+    return train_on(load_split(ratings, split, options.seed, frame), ratings, out, options)
+
+
+def train_on(
+    data_split: Split, ratings: str | Path, out: str | Path, options: TrainOptions
+) -> Metrics:
+    """train_model on a split already made (`ratings` names its source in config.json)."""
+    chosen = PRESETS[options.preset]
     stats = data_split.stats()
     log.info(
         "split %s: train %s, test %s, dropped %s",
-        split,
+        data_split.spec,
         stats["train"],
         stats["test"],
         stats["dropped"],
     )
-    data, items = eval_data(data_split, seed, chosen.validation_fraction)
-    train_config = replace(chosen.train, seed=seed, epochs=epochs or chosen.train.epochs)
-    model, fitted, refit_rows = fit_then_refit(chosen, data, train_config, device, progress)
+    data, items = eval_data(data_split, options.seed, chosen.validation_fraction)
+    train_config = replace(
+        chosen.train, seed=options.seed, epochs=options.epochs or chosen.train.epochs
+    )
+    model, fitted, refit_rows = fit_then_refit(
+        chosen, data, train_config, options.device, options.progress
+    )
     refit = {"ratings": data.train.nnz, "epochs": fitted.validation["best_epoch"]}
-    if split == NO_SPLIT:
+    if data_split.spec == NO_SPLIT:
         rows = refit_rows
-        metrics: Metrics = {"split": data_split.stats(), "refit": refit}
+        metrics: Metrics = {"split": stats, "refit": refit}
     else:
         rows = fitted.history
-        metrics = evaluate_all(model, data, data_split, baselines=baselines)
+        metrics = evaluate_all(model, data, data_split, baselines=options.baselines)
         metrics["refit"] = refit
     metrics["validation"] = fitted.validation
-    history = io.StringIO()
-    pl.DataFrame(rows).write_csv(history)
     config = {
-        "preset": preset,
+        "preset": options.preset,
         "train": train_config.to_dict(),
-        "split": split,
-        "seed": seed,
+        "split": data_split.spec,
+        "seed": options.seed,
         "device": fitted.device,
         "ratings": str(ratings),
     }
     trained_on = items.index(data_split.train["item_id"])
     counts = np.bincount(trained_on[trained_on >= 0], minlength=len(items))
+    history = io.StringIO()
+    pl.DataFrame(rows).write_csv(history)
     save_checkpoint(out, model, items, config, metrics, history.getvalue(), counts)
     test = metrics.get("test", {})
     log.info(

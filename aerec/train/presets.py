@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aerec.errors import InputError
 from aerec.train.config import ModelConfig, TrainConfig
 from aerec.train.metrics import POSITIVE
 
@@ -91,3 +92,9 @@ PRESETS: dict[str, Preset] = {
         blend=("autorec-item", "autorec-user"),
     ),
 }
+
+
+def check_preset(name: str) -> None:
+    """A preset name this aerec knows, or one line listing those it does."""
+    if name not in PRESETS:
+        raise InputError(f"--preset {name!r}: known presets are {', '.join(PRESETS)}")

@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 from conftest import shared_file
 
-from aerec.data.readers import detect_layout, read_movies, read_ratings
+from aerec.data.layouts import detect_layout
+from aerec.data.readers import read_movies, read_ratings
 from aerec.errors import InputError
 
 

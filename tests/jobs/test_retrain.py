@@ -16,13 +16,14 @@ from aerec.data.split import load_split
 from aerec.errors import InputError
 from aerec.io.stamped import stamped_dirs
 from aerec.jobs.gate import compare_models
-from aerec.jobs.retrain import current_version, promote, retrain
+from aerec.jobs.retrain import RetrainOptions, current_version, promote, retrain
 
 SPLIT = "random:0.2"
 
 
 def run_retrain(data: Path, model_dir: Path, **options: object) -> dict[str, object]:
-    return retrain(data, model_dir, split=SPLIT, device="cpu", k=5, **options)  # type: ignore[arg-type]
+    settings = RetrainOptions(split=SPLIT, device="cpu", k=5, **options)  # type: ignore[arg-type]
+    return retrain(data, model_dir, settings)
 
 
 def assert_consistent(model_dir: Path) -> Path | None:

@@ -15,15 +15,13 @@ import duckdb
 import onnx
 import polars as pl
 import pytest
-from conftest import big_ratings
+from conftest import big_ratings, nightly_run, score_table
 
 from aerec.contracts import LEGACY_LINKS
 from aerec.errors import InputError, LockHeld
 from aerec.io import pointer
 from aerec.io.digest import file_sha256
 from aerec.io.lock import run_lock
-from aerec.score.dataset import score_dataset as nightly
-from aerec.score.pipeline import score_all
 
 
 def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
@@ -47,7 +45,7 @@ def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
 @pytest.fixture()
 def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) -> Path:
     out = tmp_path / "recs"
-    nightly(tiny_model, tiny_data[0], out, keep=2, device="cpu")
+    nightly_run(tiny_model, tiny_data[0], out, keep=2, device="cpu")
     return out
 
 
@@ -71,7 +69,7 @@ def test_publishes_and_keeps_last_runs(
     assert part["file"] == f"part-00000-{manifest['run']}.parquet"
     assert (run / "_SUCCESS").exists() and not (run / "_users").exists()
     for _ in range(2):
-        nightly(tiny_model, tiny_data[0], published, keep=2, device="cpu", retain_minutes=0)
+        nightly_run(tiny_model, tiny_data[0], published, keep=2, device="cpu", retain_minutes=0)
     runs = sorted(p.name for p in (published / "runs").iterdir())
     assert len(runs) == 2 and manifest["run"] not in runs
     assert current_manifest(published)["run"] == runs[-1]
@@ -83,9 +81,9 @@ def test_a_superseded_run_is_kept_for_slow_readers(
     """With --keep 1 a reader that resolved `current` keeps its run while retained."""
     reader_run = (published / "current").resolve()
     for _ in range(2):
-        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu")
+        nightly_run(tiny_model, tiny_data[0], published, keep=1, device="cpu")
     assert pl.read_parquet(reader_run / "recs" / "*.parquet").height > 0  # still there
-    nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
+    nightly_run(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
     assert not reader_run.exists()  # past retention, --keep 1 prunes it
     assert len(list((published / "runs").iterdir())) == 1
 
@@ -95,7 +93,7 @@ def test_second_run_exits_with_lock_code(
 ) -> None:
     with run_lock(published / ".lock"):
         with pytest.raises(LockHeld):
-            nightly(tiny_model, tiny_data[0], published, device="cpu")
+            nightly_run(tiny_model, tiny_data[0], published, device="cpu")
         result = subprocess.run(
             nightly_cmd(tiny_model, tiny_data[0], published),
             capture_output=True,
@@ -167,7 +165,7 @@ def test_kill_9_while_writing_leaves_published_table(
         pytest.fail("every run finished before it could be killed")
     assert published_state(published) == before
     assert pl.read_parquet(table_glob(published)).height > 0
-    manifest = nightly(tiny_model, ratings, published, device="cpu")  # no stale lock
+    manifest = nightly_run(tiny_model, ratings, published, device="cpu")  # no stale lock
     assert manifest["users"] == 60_000
 
 
@@ -298,7 +296,7 @@ def test_a_model_directory_is_not_a_published_directory(
     models.mkdir()
     (models / ".aerec").write_text('{"owner": "aerec", "kind": "model-versions"}\n')
     with pytest.raises(InputError, match="marker for model-versions"):
-        nightly(tiny_model, tiny_data[0], models, device="cpu")
+        nightly_run(tiny_model, tiny_data[0], models, device="cpu")
     assert [p.name for p in models.iterdir()] == [".aerec"]
 
 
@@ -309,7 +307,7 @@ def test_a_directory_of_an_aerec_before_markers_is_adopted(
     (published / ".aerec").unlink()
     for name in LEGACY_LINKS:
         os.symlink(f"current/{name}", published / name)
-    nightly(tiny_model, tiny_data[0], published, device="cpu")
+    nightly_run(tiny_model, tiny_data[0], published, device="cpu")
     assert json.loads((published / ".aerec").read_text())["kind"] == "published-runs"
     assert not any((published / name).is_symlink() for name in LEGACY_LINKS)  # they'd dangle
 
@@ -320,7 +318,7 @@ def test_prune_keeps_what_aerec_did_not_make(
     (published / "runs" / "notes").mkdir()
     (published / "runs" / "notes" / "keep.txt").write_text("mine")
     for _ in range(3):
-        nightly(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
+        nightly_run(tiny_model, tiny_data[0], published, keep=1, device="cpu", retain_minutes=0)
     names = sorted(p.name for p in (published / "runs").iterdir())
     assert len(names) == 2 and names[-1] == "notes"
     assert (published / "runs" / "notes" / "keep.txt").read_text() == "mine"
@@ -340,7 +338,7 @@ def test_a_failed_switch_leaves_the_publication(
 
     monkeypatch.setattr(pointer.os, "symlink", full)
     with pytest.raises(OSError, match="No space"):
-        nightly(tiny_model, tiny_data[0], published, device="cpu")
+        nightly_run(tiny_model, tiny_data[0], published, device="cpu")
     assert published_state(published) == before
 
 
@@ -362,7 +360,7 @@ def test_disk_full_leaves_nightly_publication(
     small_disk: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = small_disk / "recs"
-    nightly(tiny_model, tiny_data[0], out, device="cpu")
+    nightly_run(tiny_model, tiny_data[0], out, device="cpu")
     before = published_state(out)
     ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
     result = subprocess.run(nightly_cmd(tiny_model, ratings, out), capture_output=True, text=True)
@@ -379,9 +377,9 @@ def test_disk_full_leaves_score_all_publication(
     small_disk: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = small_disk / "recs.parquet"
-    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    score_table(tiny_model, tiny_data[0], out, device="cpu")
     before = sorted((p.name, p.read_bytes()) for p in small_disk.iterdir())
     ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)
     with pytest.raises(OSError, match="No space"):
-        score_all(tiny_model, ratings, out, device="cpu")
+        score_table(tiny_model, ratings, out, device="cpu")
     assert sorted((p.name, p.read_bytes()) for p in small_disk.iterdir()) == before

@@ -9,19 +9,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
-from conftest import run_aerec
+from conftest import nightly_run, run_aerec, score_table
 
 from aerec.errors import AerecError, InputError
 from aerec.export import onnx_export
 from aerec.export.onnx_export import export_onnx
-from aerec.score.dataset import score_dataset as nightly
-from aerec.score.pipeline import score_all
 
 
 @pytest.fixture()
 def published(tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path) -> Path:
     out = tmp_path / "recs"
-    nightly(tiny_model, tiny_data[0], out, device="cpu")
+    nightly_run(tiny_model, tiny_data[0], out, device="cpu")
     return out
 
 
@@ -85,7 +83,7 @@ def test_model_of_other_data_publishes_nothing(
     )
     before = snapshot(published)
     with pytest.raises(InputError, match=r"does not fit these ratings: 100% of ratings"):
-        nightly(tiny_model, other, published, device="cpu")
+        nightly_run(tiny_model, other, published, device="cpu")
     assert snapshot(published) == before
 
 
@@ -96,9 +94,9 @@ def test_shrunken_table_is_refused_unless_allowed(
     users.write_text("\n".join(str(u) for u in range(1, 11)))  # 10 of 120 users
     before = snapshot(published)
     with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
-        nightly(tiny_model, tiny_data[0], published, device="cpu", users=users)
+        nightly_run(tiny_model, tiny_data[0], published, device="cpu", users=users)
     assert snapshot(published) == before
-    manifest = nightly(
+    manifest = nightly_run(
         tiny_model, tiny_data[0], published, device="cpu", users=users, min_rows_fraction=0.0
     )
     assert manifest["rows"] == 50
@@ -112,10 +110,10 @@ def test_a_single_file_table_is_gated_against_the_one_it_replaces(
     users = tmp_path / "users.txt"
     users.write_text("\n".join(str(u) for u in range(1, 11)))
     out = tmp_path / "recs.parquet"
-    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    score_table(tiny_model, tiny_data[0], out, device="cpu")
     before = out.read_bytes()
     with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
-        score_all(tiny_model, tiny_data[0], out, device="cpu", users=users)
+        score_table(tiny_model, tiny_data[0], out, device="cpu", users=users)
     assert out.read_bytes() == before
 
 
@@ -136,9 +134,9 @@ def test_ratings_unlike_the_models_training_data_publish_nothing(
     shuffled = shuffled_ids(tiny_data[0], tmp_path / "shuffled.csv")
     before = snapshot(published)
     with pytest.raises(InputError, match=r"do not look like the data the model was trained on"):
-        nightly(tiny_model, shuffled, published, device="cpu")
+        nightly_run(tiny_model, shuffled, published, device="cpu")
     assert snapshot(published) == before
-    nightly(tiny_model, shuffled, published, device="cpu", min_agreement=-1.0)  # switched off
+    nightly_run(tiny_model, shuffled, published, device="cpu", min_agreement=-1.0)  # switched off
 
 
 def test_a_week_of_new_items_still_publishes(
@@ -148,5 +146,5 @@ def test_a_week_of_new_items_still_publishes(
     new = frame.sample(n=100, seed=2).with_columns(pl.col("movieId") + 100_000)  # unknown ids
     week = tmp_path / "week.csv"
     pl.concat([frame, new]).unique(["userId", "movieId"]).write_csv(week)
-    manifest = nightly(tiny_model, week, published, device="cpu")
+    manifest = nightly_run(tiny_model, week, published, device="cpu")
     assert manifest["unknown_item_ratings"] == 100

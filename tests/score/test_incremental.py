@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import nightly_run
 
 from aerec.contracts import part_bucket
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
-from aerec.score.dataset import score_dataset as nightly
 from aerec.score.incremental import fingerprints
 from aerec.score.vectors import ReadCounts, UserVectors
 
@@ -76,14 +76,14 @@ def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "recs"
-    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
     assert "incremental" not in first  # nothing published before: a full run
     ratings, changed = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
-    second = nightly(tiny_model, ratings, out, device="cpu", incremental=True)
+    second = nightly_run(tiny_model, ratings, out, device="cpu", incremental=True)
     assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
     assert second["partitioning"]["parts"] == 4  # taken from the published run
     full = tmp_path / "full"
-    nightly(tiny_model, ratings, full, device="cpu", parts=4)
+    nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
     manifest = json.loads((out / "current" / "manifest.json").read_text())
     assert [part_bucket(p["file"]) for p in manifest["parts"]] == [
@@ -105,13 +105,13 @@ def test_a_model_change_forces_a_full_run(
     other = tmp_path / "other.onnx"
     export_onnx(tiny_checkpoint, other, k=4)  # the same network, another k: another model
     out = tmp_path / "recs"
-    nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4)
     with caplog.at_level("INFO"):
-        second = nightly(other, tiny_data[0], out, device="cpu", incremental=True)
+        second = nightly_run(other, tiny_data[0], out, device="cpu", incremental=True)
     assert "incremental" not in second
     assert "full run: the model changed, k changed" in caplog.text
     full = tmp_path / "full"
-    nightly(other, tiny_data[0], full, device="cpu", parts=4)
+    nightly_run(other, tiny_data[0], full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
 
 
@@ -142,16 +142,16 @@ def test_a_reused_file_that_fails_its_check_is_rescored_in_full(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     out = tmp_path / "recs"
-    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
     name = tamper(out / "runs" / first["run"], how)
     damaged = next(p for p in first["parts"] if p["file"].startswith(name))
     ratings, _ = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
     with caplog.at_level("WARNING"):
-        second = nightly(tiny_model, ratings, out, device="cpu", incremental=True)
+        second = nightly_run(tiny_model, ratings, out, device="cpu", incremental=True)
     assert f"/{name}" in caplog.text and "rescored in full" in caplog.text
     assert second["incremental"]["rescored_users"] >= damaged["users"]
     full = tmp_path / "full"
-    nightly(tiny_model, ratings, full, device="cpu", parts=4)
+    nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
     assert second["users"] == second["users_read"] - second["users_without_candidates"]
 
@@ -160,10 +160,10 @@ def test_an_unreadable_previous_run_means_a_full_run_not_a_failure(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "recs"
-    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
     (out / "runs" / first["run"] / "manifest.json").write_text("{not json")
     for _ in range(2):  # and the run after it reuses the good run
-        latest = nightly(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+        latest = nightly_run(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
     assert latest["incremental"]["rescored_users"] == 0
 
 
@@ -172,14 +172,14 @@ def test_a_table_missing_users_is_never_published(
 ) -> None:
     """A merge that loses users (any future bug) is caught by the coverage check."""
     from aerec.errors import AerecError
-    from aerec.score import incremental
+    from aerec.score.engines import local
 
     out = tmp_path / "recs"
-    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
-    real = incremental.merged_part
-    monkeypatch.setattr(incremental, "merged_part", lambda *a: real(*a).slice(10))
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    real = local.merged_part
+    monkeypatch.setattr(local, "merged_part", lambda *a: real(*a).slice(10))
     with pytest.raises(AerecError, match="were read with an item left to recommend"):
-        nightly(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+        nightly_run(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
     assert os.readlink(out / "current") == f"runs/{first['run']}"
     assert sorted(p.name for p in (out / "runs").iterdir()) == [first["run"]]
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-
-from aerec.score.dataset import score_dataset as nightly
+from conftest import nightly_run
 
 SHIFT = 1_000_000  # run B's user ids: run A's plus this, so a mixed read is visible
 RUNS = 30
@@ -34,10 +33,10 @@ def test_readers_never_see_two_runs_mixed(
     ratings = {"A": tiny_data[0], "B": shifted(tiny_data[0], tmp_path / "b.csv")}
     out = tmp_path / "recs"
     expected = {
-        kind: nightly(tiny_model, path, tmp_path / kind, device="cpu", parts=4)["rows"]
+        kind: nightly_run(tiny_model, path, tmp_path / kind, device="cpu", parts=4)["rows"]
         for kind, path in ratings.items()
     }
-    nightly(tiny_model, ratings["A"], out, device="cpu", parts=4)
+    nightly_run(tiny_model, ratings["A"], out, device="cpu", parts=4)
     seen: dict[str, list[str]] = {"duckdb": [], "polars": []}
     errors: dict[str, list[str]] = {"duckdb": [], "polars": []}
     done = threading.Event()
@@ -82,7 +81,7 @@ def test_readers_never_see_two_runs_mixed(
     try:
         for number in range(RUNS):  # the most aggressive pruning: only the current run stays
             kind = "B" if number % 2 == 0 else "A"
-            nightly(
+            nightly_run(
                 tiny_model, ratings[kind], out, device="cpu", keep=1, retain_minutes=0,
                 min_rows_fraction=0,
             )  # fmt: skip
@@ -109,9 +108,9 @@ def test_a_listing_through_current_never_opens_the_next_runs_files(
     a run is published before it opens the files; the names it holds lead to no file of
     the new run (it fails loudly), while the run it listed stays whole under runs/."""
     out = tmp_path / "recs"
-    first = nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4)
     listed = sorted((out / "current" / "recs").glob("*.parquet"))
-    nightly(tiny_model, tiny_data[0], out, device="cpu", parts=4)
+    nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4)
     assert listed and not any(path.exists() for path in listed)
     kept = out / "runs" / first["run"] / "recs"
     assert sorted(p.name for p in kept.iterdir()) == [path.name for path in listed]

@@ -15,15 +15,13 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import shared_file
+from conftest import nightly_run, score_table, shared_file
 
 from aerec.contracts import part_bucket, user_bucket
 from aerec.errors import InputError
 from aerec.io.digest import file_sha256
-from aerec.score import ray_engine
-from aerec.score.dataset import score_dataset
-from aerec.score.pipeline import score_all
-from aerec.score.ray_engine import PartScorer, RayOptions
+from aerec.score.engines import ray as ray_engine
+from aerec.score.engines.ray import PartScorer, RayOptions
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'aerec[ray]')")
 ONE_ACTOR = RayOptions(concurrency=1)  # the test cluster has 2 CPUs: one actor, one for reads
@@ -92,10 +90,10 @@ def test_ray_equals_single_node_on_synthetic_data(
     cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     single = tmp_path / "single.parquet"
-    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    score_table(tiny_model, tiny_data[0], single, device="cpu")
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings", pieces=3)
     out = tmp_path / "ray"
-    manifest = score_all(
+    manifest = score_table(
         tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
     )
     assert_same_rows(single, out)
@@ -103,7 +101,7 @@ def test_ray_equals_single_node_on_synthetic_data(
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert (out / "_SUCCESS").exists()
     local = tmp_path / "local"
-    local_manifest = score_all(tiny_model, tiny_data[0], local, device="cpu", parts=4)
+    local_manifest = score_table(tiny_model, tiny_data[0], local, device="cpu", parts=4)
     assert [part_bucket(p["file"]) for p in local_manifest["parts"]] == [
         part_bucket(p["file"]) for p in manifest["parts"]
     ]
@@ -112,21 +110,19 @@ def test_ray_equals_single_node_on_synthetic_data(
 
 def test_ray_equals_single_node_on_ml100k(cluster: None, tmp_path: Path) -> None:
     from aerec.export.onnx_export import export_onnx
-    from aerec.train.pipeline import train_model
+    from aerec.train.pipeline import TrainOptions, train_model
 
     data = shared_file("ml-100k/u.data")
     train_model(
         data,
         tmp_path / "ckpt",
-        split="files:u1.base,u1.test",
-        epochs=3,
-        device="cpu",
-        baselines=False,
+        "files:u1.base,u1.test",
+        TrainOptions(epochs=3, device="cpu", baselines=False),
     )
     model = tmp_path / "m.onnx"
     export_onnx(tmp_path / "ckpt", model, k=10)
     single = tmp_path / "single.parquet"
-    score_all(model, data, single, device="cpu")
+    score_table(model, data, single, device="cpu")
     ratings = tmp_path / "u.parquet"
     pl.read_csv(
         data,
@@ -135,7 +131,7 @@ def test_ray_equals_single_node_on_ml100k(cluster: None, tmp_path: Path) -> None
         new_columns=["user_id", "item_id", "rating", "timestamp"],
     ).write_parquet(ratings)
     out = tmp_path / "ray"
-    manifest = score_all(model, ratings, out, device="cpu", parts=8, engine="ray", ray=ONE_ACTOR)
+    manifest = score_table(model, ratings, out, device="cpu", parts=8, engine="ray", ray=ONE_ACTOR)
     assert manifest["users"] == 943
     assert_same_rows(single, out)
 
@@ -144,7 +140,7 @@ class DyingScorer(PartScorer):
     """Dies like a killed worker (no clean-up) the first time it meets bucket 2, once."""
 
     def __call__(self, group: Any) -> dict[str, Any]:
-        marker = Path(self.job.directory) / ".." / "died-once"
+        marker = Path(self.job.table_dir) / ".." / ".." / "died-once"
         if int(group[ray_engine.BUCKET][0].as_py()) == 2 and not marker.exists():
             marker.write_text("")
             os._exit(1)
@@ -159,11 +155,11 @@ def test_a_worker_killed_mid_run_still_yields_the_exact_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     single = tmp_path / "single.parquet"
-    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    score_table(tiny_model, tiny_data[0], single, device="cpu")
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
     monkeypatch.setattr(ray_engine, "PartScorer", DyingScorer)
     out = tmp_path / "ray"
-    manifest = score_all(
+    manifest = score_table(
         tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
     )
     assert (tmp_path / "died-once").exists()  # the worker did die, and Ray retried its task
@@ -177,12 +173,12 @@ def test_a_failed_ray_run_leaves_the_published_dataset(
 ) -> None:
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
     out = tmp_path / "published"
-    first = score_dataset(tiny_model, ratings, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+    first = nightly_run(tiny_model, ratings, out, device="cpu", engine="ray", ray=ONE_ACTOR)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     bad = tmp_path / "bad.parquet"
     pl.read_parquet(ratings).with_columns(pl.lit(11.0).alias("rating")).write_parquet(bad)
     with pytest.raises(InputError, match=r"bad\.parquet: rating 11 outside the scale"):
-        score_dataset(tiny_model, bad, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+        nightly_run(tiny_model, bad, out, device="cpu", engine="ray", ray=ONE_ACTOR)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert os.readlink(out / "current") == f"runs/{first['run']}"
@@ -195,7 +191,7 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
     from test_incremental import changed_ratings
 
     out = tmp_path / "recs"
-    first = score_dataset(
+    first = nightly_run(
         tiny_model,
         as_parquet(tiny_data[0], tmp_path / "before.parquet"),
         out,
@@ -207,7 +203,7 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
     )
     assert "incremental" not in first  # nothing was published: a full run
     changed_csv, changed = changed_ratings(tiny_data[0], tmp_path / "changed.csv")
-    second = score_dataset(
+    second = nightly_run(
         tiny_model,
         as_parquet(changed_csv, tmp_path / "after.parquet"),
         out,
@@ -218,7 +214,7 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
     )
     assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
     full = tmp_path / "full.parquet"
-    score_all(tiny_model, changed_csv, full, device="cpu")
+    score_table(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
     assert_partitioned_contract(out / "current", dict(second))
 
@@ -230,18 +226,18 @@ def test_a_ray_run_rescores_a_reused_part_that_fails_its_check(
 
     out = tmp_path / "recs"
     run = {"device": "cpu", "engine": "ray", "ray": ONE_ACTOR, "incremental": True}
-    first = score_dataset(
+    first = nightly_run(
         tiny_model, as_parquet(tiny_data[0], tmp_path / "before.parquet"), out, parts=4, **run
     )
     name = tamper(out / "runs" / first["run"], "another-parts-bytes")
     damaged = next(p for p in first["parts"] if p["file"].startswith(name))
     changed_csv, _ = changed_ratings(tiny_data[0], tmp_path / "changed.csv")
-    second = score_dataset(
+    second = nightly_run(
         tiny_model, as_parquet(changed_csv, tmp_path / "after.parquet"), out, **run
     )
     assert second["incremental"]["rescored_users"] >= damaged["users"]
     full = tmp_path / "full.parquet"
-    score_all(tiny_model, changed_csv, full, device="cpu")
+    score_table(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
 
 
@@ -259,7 +255,7 @@ def test_ray_reads_exactly_the_files_the_manifest_hashes(
     extra.write_parquet(nested / "old" / "ratings-9.parquet")
     extra.write_parquet(nested / ".hidden.parquet")
     runs = [
-        score_all(tiny_model, ratings, tmp_path / f"out-{ratings.name}", device="cpu",
+        score_table(tiny_model, ratings, tmp_path / f"out-{ratings.name}", device="cpu",
                   parts=4, engine="ray", ray=ONE_ACTOR)
         for ratings in (flat, nested)
     ]  # fmt: skip
@@ -281,7 +277,7 @@ def test_ray_actors_score_the_model_the_driver_read(
     from aerec.score.session import ModelFile
 
     single = tmp_path / "single.parquet"
-    score_all(tiny_model, tiny_data[0], single, device="cpu")
+    score_table(tiny_model, tiny_data[0], single, device="cpu")
     model = Path(shutil.copy(tiny_model, tmp_path / "model.onnx"))
     real = ModelFile.read
 
@@ -293,7 +289,7 @@ def test_ray_actors_score_the_model_the_driver_read(
     monkeypatch.setattr(ModelFile, "read", staticmethod(read_then_prune))
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
     out = tmp_path / "ray"
-    score_all(model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
+    score_table(model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
     assert not model.exists()
     assert_same_rows(single, out)
 
@@ -306,5 +302,7 @@ def test_a_file_with_a_mistyped_column_is_named(
     bad = ratings / "ratings-1.parquet"
     pl.read_parquet(bad).with_columns(pl.col("rating").cast(pl.String) + "x").write_parquet(bad)
     with pytest.raises(InputError, match=r"ratings-1\.parquet: column has the wrong type"):
-        score_all(tiny_model, ratings, tmp_path / "out", device="cpu", engine="ray", ray=ONE_ACTOR)
+        score_table(
+            tiny_model, ratings, tmp_path / "out", device="cpu", engine="ray", ray=ONE_ACTOR
+        )
     assert not (tmp_path / "out" / "manifest.json").exists()

@@ -9,12 +9,11 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import big_ratings
+from conftest import big_ratings, score_table
 
 from aerec.data.readers import read_ratings
 from aerec.errors import InputError
 from aerec.io.digest import file_sha256
-from aerec.score.pipeline import score_all
 from aerec.score.session import open_session
 
 
@@ -23,7 +22,7 @@ def published(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("recs") / "recs.parquet"
-    manifest = score_all(tiny_model, tiny_data[0], out, batch_size=7, device="cpu")
+    manifest = score_table(tiny_model, tiny_data[0], out, batch_size=7, device="cpu")
     return out, manifest
 
 
@@ -81,7 +80,7 @@ def test_an_int8_graph_scores_like_the_float_graph(
 
     model = tmp_path / "int8.onnx"
     export_onnx(tiny_checkpoint, model, k=5, precision="int8")
-    manifest = score_all(model, tiny_data[0], tmp_path / "recs.parquet", device="cpu")
+    manifest = score_table(model, tiny_data[0], tmp_path / "recs.parquet", device="cpu")
     recs = pl.read_parquet(tmp_path / "recs.parquet")
     floats = pl.read_parquet(published[0])
     assert manifest["users"] == published[1]["users"] and recs.height == floats.height
@@ -100,7 +99,7 @@ def test_unknown_items_and_users_filter(tiny_model: Path, tmp_path: Path) -> Non
     )
     users = tmp_path / "users.txt"
     users.write_text("user_id\n1\n2\n")
-    manifest = score_all(
+    manifest = score_table(
         tiny_model,
         ratings,
         tmp_path / "recs.parquet",
@@ -124,7 +123,7 @@ def test_failed_run_leaves_previous_output(
     bad = tmp_path / "bad.csv"
     bad.write_text("user_id,item_id,rating\n1,2,9\n")
     with pytest.raises(InputError, match="outside the scale"):
-        score_all(tiny_model, bad, out, device="cpu")
+        score_table(tiny_model, bad, out, device="cpu")
     assert out.read_bytes() == before
     assert (out.parent / "recs._SUCCESS").exists()
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
@@ -134,9 +133,9 @@ def test_corrupt_and_foreign_models(tmp_path: Path, tiny_data: tuple[Path, Path]
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07garbage" * 10)
     with pytest.raises(InputError, match="not a loadable ONNX model"):
-        score_all(corrupt, tiny_data[0], tmp_path / "r.parquet", device="cpu")
+        score_table(corrupt, tiny_data[0], tmp_path / "r.parquet", device="cpu")
     with pytest.raises(InputError, match="no such model file"):
-        score_all(tmp_path / "absent.onnx", tiny_data[0], tmp_path / "r.parquet")
+        score_table(tmp_path / "absent.onnx", tiny_data[0], tmp_path / "r.parquet")
     assert not (tmp_path / "r.parquet").exists()
 
 
@@ -164,7 +163,7 @@ def test_cuda_request_without_cuda_is_clear(tiny_model: Path) -> None:
 def test_scoring_imports_no_torch() -> None:
     code = (
         "import sys, aerec.score.pipeline, aerec.score.cli, aerec.data.split, "
-        "aerec.data.synth, aerec.data.fetch, aerec.score.dataset; "
+        "aerec.data.synth, aerec.data.fetch, aerec.jobs.nightly, aerec.score.engines; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' "
         "or m.startswith(('aerec.train', 'aerec.export'))]; "
         "assert not bad, bad"
@@ -203,7 +202,7 @@ def test_sigterm_while_writing_removes_temporaries_and_publishes_nothing(
     """SIGTERM (systemctl stop) once the new table is being written: exit 143, the old
     table, manifest and _SUCCESS as they were, no temporary file or sort folder left."""
     out = tmp_path / "out" / "recs.parquet"
-    score_all(tiny_model, tiny_data[0], out, device="cpu")
+    score_table(tiny_model, tiny_data[0], out, device="cpu")
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     ratings = big_ratings(tiny_model, tmp_path / "big.csv", 60_000)  # not sorted by user
     scratch = tmp_path / "tmp"
@@ -238,32 +237,37 @@ def test_sigterm_while_writing_removes_temporaries_and_publishes_nothing(
 def test_score_all_into_a_directory_writes_a_partitioned_dataset(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    """score-all writes what --out names and nothing else: the parts, the manifest and
+    _SUCCESS in DIR; runs, `current` and pruning are aerec nightly's."""
     from conftest import run_aerec
 
     out = tmp_path / "recs"
     args = ["score-all", "--model", str(tiny_model), "--ratings", str(tiny_data[0])]
     args += ["--out", f"{out}/", "--parts", "3", "--device", "cpu"]
-    for _ in range(3):
-        result = run_aerec(*args)
-        assert result.returncode == 0, result.stderr
-    manifest = json.loads((out / "current" / "manifest.json").read_text())
+    result = run_aerec(*args)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["partitioning"] == {"key": "user_id", "hash": "splitmix64", "parts": 3}
-    assert sorted(p.name for p in (out / "current" / "recs").iterdir()) == [
+    assert sorted(p.name for p in (out / "recs").iterdir()) == [
         p["file"] for p in manifest["parts"]
     ]
-    table = pl.read_parquet(out / "current" / "recs" / "*.parquet")
-    score_all(tiny_model, tiny_data[0], tmp_path / "one.parquet", device="cpu")
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "manifest.json", "recs"]
+    table = pl.read_parquet(out / "recs" / "*.parquet")
+    score_table(tiny_model, tiny_data[0], tmp_path / "one.parquet", device="cpu")
     single = pl.read_parquet(tmp_path / "one.parquet")
     assert table.sort("user_id", "rank").equals(single)
-    assert len(list((out / "runs").iterdir())) == 2  # the published run and the one before
-    assert not (out / "recs.parquet").exists()
+    before = {p: file_sha256(p) for p in out.rglob("*") if p.is_file()}
+    again = run_aerec(*args)
+    assert again.returncode == 2
+    assert "is not empty" in again.stderr and "aerec nightly" in again.stderr
+    assert {p: file_sha256(p) for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_the_ray_engine_refuses_a_csv_before_starting(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     with pytest.raises(InputError, match="--engine ray reads Parquet ratings"):
-        score_all(tiny_model, tiny_data[0], tmp_path / "out", device="cpu", engine="ray")
+        score_table(tiny_model, tiny_data[0], tmp_path / "out", device="cpu", engine="ray")
     assert not (tmp_path / "out").exists()
 
 
@@ -272,9 +276,9 @@ def test_two_tables_in_one_folder_keep_their_own_manifests(
 ) -> None:
     users = tmp_path / "users.txt"
     users.write_text("\n".join(str(u) for u in range(1, 11)))
-    everyone = score_all(tiny_model, tiny_data[0], tmp_path / "all.parquet", device="cpu")
+    everyone = score_table(tiny_model, tiny_data[0], tmp_path / "all.parquet", device="cpu")
     # a small table beside a big one is not gated against the big one's rows
-    few = score_all(tiny_model, tiny_data[0], tmp_path / "few.parquet", device="cpu", users=users)
+    few = score_table(tiny_model, tiny_data[0], tmp_path / "few.parquet", device="cpu", users=users)
     assert json.loads((tmp_path / "all.manifest.json").read_text()) == everyone
     assert json.loads((tmp_path / "few.manifest.json").read_text()) == few
     assert (tmp_path / "all._SUCCESS").exists() and (tmp_path / "few._SUCCESS").exists()
@@ -305,5 +309,5 @@ def test_a_graph_that_ranks_rated_items_publishes_nothing(
     monkeypatch.setattr(scorer, "open_session", open_unmasked)
     out = tmp_path / "out" / "recs.parquet"
     with pytest.raises(AerecError, match="ranked an item the user rated"):
-        score_all(tiny_model, tiny_data[0], out, device="cpu")
+        score_table(tiny_model, tiny_data[0], out, device="cpu")
     assert not out.parent.exists() or list(out.parent.iterdir()) == []

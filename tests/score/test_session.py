@@ -9,13 +9,34 @@ import pytest
 
 from aerec.contracts import item_ids_digest
 from aerec.errors import InputError
-from aerec.score.session import graph_item_table, open_session
+from aerec.score.session import ModelFile, describe_model, graph_item_table, open_session
 
 
 def test_graph_item_table_equals_the_metadata(tiny_model: Path) -> None:
     _, info, _ = open_session(tiny_model, "cpu")
-    table = graph_item_table(tiny_model.read_bytes())
+    table = graph_item_table(onnx.load(str(tiny_model)))
     assert table is not None and np.array_equal(table, info.items.ids)
+
+
+def test_the_metadata_is_read_without_a_session(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the Ray driver needs of the model comes from the graph's metadata alone."""
+    from aerec.score import session
+
+    _, opened, _ = open_session(tiny_model, "cpu")
+
+    def no_session(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an inference session was opened")
+
+    monkeypatch.setattr(session.ort, "InferenceSession", no_session)
+    described = describe_model(ModelFile.read(tiny_model))
+    assert (described.version, described.k, described.score) == (
+        opened.version,
+        opened.k,
+        opened.score,
+    )
+    assert np.array_equal(described.items.ids, opened.items.ids)
 
 
 def test_a_consistently_rewritten_item_table_is_refused(tiny_model: Path, tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from conftest import score_table
 
 from aerec.contracts import RECS_SCHEMA
 from aerec.data.readers import read_ratings
-from aerec.io.sinks import ParquetFileSink, Written
+from aerec.io.sinks import ParquetFileWriter, Written
 from aerec.score.overlap import in_background
-from aerec.score.pipeline import score_all
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import build_user_vectors
 
@@ -48,7 +48,7 @@ def test_chunks_and_overlap_change_nothing(
     overlap: bool,
 ) -> None:
     out = tmp_path / "recs.parquet"
-    manifest = score_all(
+    manifest = score_table(
         tiny_model,
         tiny_data[0],
         out,
@@ -72,12 +72,12 @@ def test_unsorted_file_with_duplicates(
     path = tmp_path / "shuffled.csv"
     shuffled.write_csv(path)
     out = tmp_path / "recs.parquet"
-    score_all(tiny_model, path, out, batch_size=5, device="cpu", chunk_rows=400)
+    score_table(tiny_model, path, out, batch_size=5, device="cpu", chunk_rows=400)
     assert_same_recs(pl.read_parquet(out), in_memory)
 
 
 def test_sink_writes_row_groups_as_rows_arrive(tmp_path: Path) -> None:
-    sink = ParquetFileSink(tmp_path / "t.parquet", {"aerec.k": "2"}, row_group_rows=4)
+    sink = ParquetFileWriter(tmp_path / "t.parquet", {"aerec.k": "2"}, row_group_rows=4)
     for user in range(5):
         rows = {"user_id": [user] * 2, "rank": [1, 2], "item_id": [7, 8], "score": [0.5, 0.25]}
         sink.write(pl.DataFrame(rows, schema=RECS_SCHEMA))

@@ -17,6 +17,7 @@ from aerec.train.blend import RatingBlend
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import leaky_seed_topk_accuracy
 from aerec.train.pipeline import (
+    TrainOptions,
     build_for_preset,
     eval_data,
     evaluate_checkpoint,
@@ -34,7 +35,10 @@ def test_every_preset_trains_and_reports(
     preset: str, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     metrics = train_model(
-        tiny_data[0], tmp_path / "ckpt", split="random:0.2", preset=preset, epochs=2, device="cpu"
+        tiny_data[0],
+        tmp_path / "ckpt",
+        "random:0.2",
+        TrainOptions(preset=preset, epochs=2, device="cpu"),
     )
     assert set(metrics["test"]) >= METRIC_KEYS
     assert {"global_mean", "biases", "popularity", "item_knn", "ease"} <= set(metrics["baselines"])
@@ -61,11 +65,8 @@ def autorec(
     metrics = train_model(
         tiny_data[0],
         out,
-        split="random:0.2",
-        preset="autorec-item",
-        epochs=2,
-        device="cpu",
-        baselines=False,
+        "random:0.2",
+        TrainOptions(preset="autorec-item", epochs=2, device="cpu", baselines=False),
     )
     return out, metrics
 
@@ -167,10 +168,8 @@ def test_the_test_side_changes_nothing_in_training(
         train_model(
             folder / "train.csv",
             out,
-            split=f"files:train.csv,{test_file}",
-            epochs=4,
-            device="cpu",
-            baselines=False,
+            f"files:train.csv,{test_file}",
+            TrainOptions(epochs=4, device="cpu", baselines=False),
         )
         runs.append(out)
     first_history, second_history = (
@@ -192,7 +191,7 @@ def test_implicit_feedback_trains_and_ranks(tmp_path: Path) -> None:
     implicit = tmp_path / "implicit.csv"
     pl.read_csv(ratings).with_columns(pl.lit(1.0).alias("rating")).write_csv(implicit)
     metrics = train_model(
-        implicit, tmp_path / "ckpt", split="user-temporal:0.2", epochs=3, device="cpu"
+        implicit, tmp_path / "ckpt", "user-temporal:0.2", TrainOptions(epochs=3, device="cpu")
     )
     assert metrics["test"]["ranked_users"] == metrics["split"]["test"]["users"]
     assert metrics["test"]["ndcg@10"] > 0 and metrics["baselines"]["ease"]["ndcg@10"] > 0
@@ -207,7 +206,7 @@ def test_the_evaluated_model_is_refit_on_the_whole_train_side(
     from aerec.train.checkpoint import load_checkpoint
 
     metrics = train_model(
-        tiny_data[0], tmp_path / "ckpt", split="user-temporal:0.2", epochs=3, device="cpu"
+        tiny_data[0], tmp_path / "ckpt", "user-temporal:0.2", TrainOptions(epochs=3, device="cpu")
     )
     kept = metrics["validation"]["best_epoch"]
     assert metrics["refit"] == {"ratings": metrics["split"]["train"]["ratings"], "epochs": kept}
@@ -231,7 +230,9 @@ def test_split_none_refits_on_every_rating(tiny_data: tuple[Path, Path], tmp_pat
 
     from aerec.train.checkpoint import load_checkpoint
 
-    metrics = train_model(tiny_data[0], tmp_path / "ckpt", split="none", epochs=4, device="cpu")
+    metrics = train_model(
+        tiny_data[0], tmp_path / "ckpt", "none", TrainOptions(epochs=4, device="cpu")
+    )
     assert "test" not in metrics and metrics["split"]["test"]["ratings"] == 0
     kept = metrics["validation"]["best_epoch"]
     assert metrics["refit"] == {"ratings": 3000, "epochs": kept} and 1 <= kept[0] <= 4

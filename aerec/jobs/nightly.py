@@ -1,5 +1,5 @@
-"""A published directory of runs: score into a dated run directory, make it current,
-keep the last N (what `aerec nightly` and `score-all --out DIR/` write).
+"""The nightly job: a published directory of runs. Score into a dated run directory, make
+it current, keep the last N (`aerec nightly`).
 
 DIR/
   runs/<stamp>/    recs/part-NNNNN-<stamp>.parquet (the table: nothing else in recs/),
@@ -16,6 +16,7 @@ least `retain_minutes` (and while among the newest `keep`) for readers still on 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -28,9 +29,7 @@ from aerec.contracts import (
     DEFAULT_PARTS,
     LEGACY_LINKS,
     LOCK_FILE,
-    MAX_UNKNOWN_SHARE,
-    MIN_POPULARITY_AGREEMENT,
-    MIN_ROWS_FRACTION,
+    MANIFEST_FILE,
     OWNED_PUBLISHED,
     RETAIN_MINUTES,
     RUNS_DIR,
@@ -42,10 +41,10 @@ from aerec.errors import InputError
 from aerec.io.lock import run_lock
 from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout, model_inputs
 from aerec.io.pointer import resolve, switch
+from aerec.io.sinks import DirectorySink, read_manifest
 from aerec.io.stamped import prune_stamped, stamped_dirs
+from aerec.score.job import Engine, ScoreRequest
 from aerec.score.pipeline import score_all
-from aerec.score.publish import read_manifest
-from aerec.score.ray_engine import RayOptions
 
 log = logging.getLogger(__name__)
 
@@ -89,68 +88,63 @@ def _published_parts(run: Path | None) -> int | None:
         return None
 
 
-def score_dataset(
-    model: str | Path,
-    ratings: str | Path,
+@dataclasses.dataclass(frozen=True)
+class Retention:
+    """Which finished runs stay: the newest `keep`, and every run superseded less than
+    `minutes` ago (for readers still on it)."""
+
+    keep: int = 7
+    minutes: float = RETAIN_MINUTES
+
+
+def nightly(
+    request: ScoreRequest,
     out_dir: str | Path,
-    k: int | None = None,
-    keep: int = 7,
-    batch_size: int = 512,
-    device: str = "auto",
-    max_unknown: float = MAX_UNKNOWN_SHARE,
-    min_agreement: float = MIN_POPULARITY_AGREEMENT,
-    min_rows_fraction: float = MIN_ROWS_FRACTION,
+    engine: Engine,
     parts: int | None = None,
-    engine: str = "local",
-    ray: RayOptions | None = None,
-    users: str | Path | None = None,
+    retention: Retention | None = None,
     incremental: bool = False,
-    retain_minutes: float = RETAIN_MINUTES,
 ) -> Manifest:
-    """One locked run into `out_dir`; returns the published manifest. The publish gates of
-    score_all compare with the table published there. The run's table is always
-    DIR/current/recs/part-*.parquet: one part by default, `parts` by user bucket, or the
-    Ray engine's. `incremental` reuses the published run's parts for users whose ratings
-    did not change, when the model did not (aerec.score.incremental; either engine)."""
-    if keep < 1:
+    """One locked run into `out_dir`; returns the published manifest. The request's
+    publish gates compare with the table published there. The run's table is always
+    DIR/current/recs/part-*.parquet: `parts` by user bucket, else (incremental) the
+    published run's, else the engine's choice, else one (incremental: DEFAULT_PARTS).
+    `incremental` reuses the published run's parts for users whose ratings did not
+    change, when the model did not (aerec.score.incremental; either engine)."""
+    retention = retention or Retention()
+    if retention.keep < 1:
         raise InputError("--keep must be at least 1")
-    if retain_minutes < 0:
+    if retention.minutes < 0:
         raise InputError("--retain-minutes must be at least 0")
     out_dir = Path(out_dir)
-    check_disjoint([out_dir], [ratings, *model_inputs(model)])
+    check_disjoint([out_dir], [request.ratings, *model_inputs(request.model)])
     claim_directory(out_dir, OWNED_PUBLISHED, _written_by_older_aerec)
-    model = Path(model).resolve()  # once: a retrain may switch MODEL_DIR/current meanwhile
+    # once: a retrain may switch MODEL_DIR/current meanwhile
+    request = dataclasses.replace(request, model=Path(request.model).resolve())
     with run_lock(out_dir / LOCK_FILE):
         current = resolve(out_dir / CURRENT_LINK)
-        reuse = current if incremental else None
-        if incremental:
-            parts = parts or _published_parts(reuse) or (None if engine == "ray" else DEFAULT_PARTS)
-        elif engine == "local":
-            parts = parts or 1
-        started = time.perf_counter()
+        published_parts = _published_parts(current) if incremental else None
+        fallback = DEFAULT_PARTS if incremental else 1  # an incremental run merges by part
+        parts = parts or published_parts or engine.parts_for(request.ratings) or fallback
         stamp = run_stamp()
         run_dir = out_dir / RUNS_DIR / stamp
-        log.info("run %s: model %s, ratings %s, output %s", stamp, model, ratings, out_dir)
+        log.info(
+            "run %s: model %s, ratings %s, output %s",
+            stamp,
+            request.model,
+            request.ratings,
+            out_dir,
+        )
+        started = time.perf_counter()
+        this_run = dataclasses.replace(
+            request,
+            replaces=current / MANIFEST_FILE if current is not None else None,
+            run_name=stamp,
+            incremental_from=current if incremental else None,
+            fingerprints=incremental,
+        )
         try:
-            manifest = score_all(
-                model,
-                ratings,
-                run_dir,
-                k=k,
-                batch_size=batch_size,
-                device=device,
-                max_unknown=max_unknown,
-                min_agreement=min_agreement,
-                min_rows_fraction=min_rows_fraction,
-                published=current or out_dir / RUNS_DIR,
-                run_name=stamp,
-                parts=parts,
-                engine=engine,
-                ray=ray,
-                users=users,
-                incremental_from=reuse,
-                fingerprints=incremental,
-            )
+            manifest = score_all(this_run, DirectorySink(run_dir, parts), engine)
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             log.error("run %s failed; the published table is unchanged", stamp)
@@ -158,8 +152,8 @@ def score_dataset(
         published = publish_run(run_dir, out_dir)
         removed = prune_stamped(
             out_dir / RUNS_DIR,
-            keep,
-            protect={stamp} | recently_current(out_dir / RUNS_DIR, retain_minutes),
+            retention.keep,
+            protect={stamp} | recently_current(out_dir / RUNS_DIR, retention.minutes),
             finished=lambda run: (run / SUCCESS_FILE).is_file(),
         )
         log.info(

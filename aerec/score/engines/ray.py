@@ -1,0 +1,413 @@
+"""The Ray engine: Ray Data reads the ratings, groups them by user bucket, and a pool of
+actors scores each bucket with the per-part function the local engine uses, one part each.
+
+Every actor opens one ONNX Runtime session in `__init__`; `__call__` takes one bucket (all
+ratings of its users, whole by the groupby's guarantee), builds the users' vectors, calls
+`score_part` (whose per-batch function is `score_batch`, as on a single node) and
+`merged_part`, and writes DIR/recs/part-NNNNN-<run>.parquet atomically, so a retried task
+(a worker killed mid-run) rewrites the same complete part. The driver reads the model's
+metadata without a session and receives one small record per part; the publish step
+seals. The parts live on a file system every worker can write (local or shared).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aerec import errors
+from aerec.contracts import (
+    DEFAULT_PARTS,
+    RECS_SCHEMA,
+    FingerprintsRecord,
+    Manifest,
+    PartRecord,
+    part_file,
+    user_bucket,
+    users_file,
+)
+from aerec.data.readers import canonical_block
+from aerec.errors import AerecError, InputError, file_error, require
+from aerec.io.atomic import atomic_path
+from aerec.io.digest import InputFiles
+from aerec.io.sinks import DirectorySink, RecsSink, write_file, written_parts
+from aerec.score.incremental import (
+    FINGERPRINT_SCHEMA,
+    FINGERPRINT_VERSION,
+    Listed,
+    listed_files,
+    previous_part,
+)
+from aerec.score.job import Scored, ScoreJob
+from aerec.score.memory import keep_large_buffers_out_of_the_heap
+from aerec.score.part import incremental_record, merged_part, score_part
+from aerec.score.scorer import BatchScorer
+from aerec.score.session import ModelFile
+from aerec.score.vectors import ReadCounts, build_user_vectors
+
+log = logging.getLogger(__name__)
+
+BUCKET = "_aerec_part"
+RATINGS_PER_PART = 1_000_000  # default --parts: at least this many ratings per part
+RATINGS_PER_PART_WARNING = 4_000_000  # a bucket is scored in one task: keep it in memory
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide the Ray job runs (score-all --ray-* options)."""
+
+    address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); else local
+    concurrency: int | None = None  # scoring actors; default: the cluster's CPUs // num_cpus - 1
+    num_cpus: float = 1.0  # per actor, also its ONNX Runtime threads
+    num_gpus: float = 0.0  # per actor (with --device cuda)
+
+
+def _prepare(block: pa.Table, parts: int, source: str, wanted: list[int] | None) -> pa.Table:
+    """A Ray Data block as canonical, validated ratings with each user's bucket (only the
+    `wanted` users' ratings, when given)."""
+    frame = canonical_block(source, pl.from_arrow(block))  # type: ignore[arg-type]
+    if wanted is not None:
+        frame = frame.filter(pl.col("user_id").is_in(pl.Series(wanted, dtype=pl.Int64).implode()))
+    buckets = user_bucket(frame["user_id"].to_numpy(), parts)
+    return frame.with_columns(pl.Series(BUCKET, buckets)).to_arrow()
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """What every scoring actor of one run needs to know besides the model."""
+
+    k: int
+    batch_size: int
+    table_dir: Path  # where the parts go
+    users_dir: Path  # where the fingerprints go
+    metadata: dict[str, str]  # the Parquet key-value metadata of each part
+    source: str  # the ratings, as errors name them
+    run_tag: str  # in every part file's name
+    fingerprints: bool  # write each user's fingerprint (for a later incremental run)
+    previous: Path | None = None  # a run whose parts to reuse
+    previous_files: dict[int, Listed] | None = None  # its manifest's records, by bucket
+
+
+class PartScorer:
+    """A Ray Data actor: one ONNX Runtime session; each call scores one bucket's users."""
+
+    def __init__(
+        self, model: str, model_data: Any, device: str, threads: int, job: PartJob
+    ) -> None:
+        import ray
+
+        keep_large_buffers_out_of_the_heap()
+        data = ray.get(model_data) if isinstance(model_data, ray.ObjectRef) else model_data
+        self.scorer = BatchScorer(ModelFile(Path(model), data), device, threads)
+        self.job = job
+
+    def __call__(self, group: pa.Table) -> dict[str, Any]:
+        job = self.job
+        frame = pl.from_arrow(group)
+        assert isinstance(frame, pl.DataFrame)
+        bucket = int(frame[BUCKET][0])
+        frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
+        vectors = build_user_vectors(frame, self.scorer.info.items, job.source)
+        record: dict[str, Any] = {**_EMPTY, "provider": self.scorer.provider, "distrusted": ""}
+        prints_record = _EMPTY
+        rescored = 0
+        if len(vectors.users):
+            before = None
+            if job.previous is not None:
+                before = previous_part(job.previous, (job.previous_files or {}).get(bucket, _NONE))
+                record["distrusted"] = users_file(bucket) if before is None else ""
+            fingerprints = job.fingerprints or job.previous is not None
+            part = score_part(self.scorer, vectors, before, job.batch_size, job.k, fingerprints)
+            if part.prints is not None:
+                path = job.users_dir / users_file(bucket)
+                prints_record = _written(path, part.prints, {}, FINGERPRINT_SCHEMA)
+            rows, rescored = part.rows, len(part.rescored)
+            if before is not None:
+                rescored_ids = pl.Series("user_id", part.rescored, dtype=pl.Int64).implode()
+                present = pl.Series("user_id", vectors.users.ids, dtype=pl.Int64)
+                rows = merged_part(before.rows, present, rescored_ids, rows)
+            if rows.height:
+                path = job.table_dir / part_file(bucket, job.run_tag)
+                record.update(_written(path, rows, job.metadata, RECS_SCHEMA))
+        record.update(asdict(ReadCounts.of(vectors)), rescored_users=rescored)
+        record.update({f"prints_{key}": value for key, value in prints_record.items()})
+        return {key: [value] for key, value in record.items()}
+
+
+_EMPTY: dict[str, Any] = {"file": "", "rows": 0, "users": 0, "sha256": ""}
+_NONE: Listed = (None, None)
+
+
+def _written(
+    path: Path, rows: pl.DataFrame, metadata: dict[str, str], schema: dict[str, pl.DataType]
+) -> dict[str, Any]:
+    """One Parquet file written atomically (a retried task rewrites it whole); its record."""
+    with atomic_path(path) as temporary:
+        record = write_file(temporary, rows, metadata, schema)
+    return {**record, "file": path.name}
+
+
+_RAISED_IN_TASK = re.compile(r"aerec\.errors\.(\w+): (.+)")
+
+
+def _aerec_cause(error: BaseException) -> AerecError | None:
+    """The AerecError (bad input, NaN scores) behind a Ray task failure, if any.
+
+    Ray Data re-raises a task's exception as a UserCodeException that keeps only its
+    traceback text, so the error is found by its class name there when not as an object.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, AerecError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    found = _RAISED_IN_TASK.search(str(error))
+    kind = getattr(errors, found.group(1), None) if found else None
+    if found and isinstance(kind, type) and issubclass(kind, AerecError):
+        return kind(found.group(2).strip())
+    return None
+
+
+# Set before ray is imported: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 and the node address
+# 127.0.0.1 a local cluster's gcs_server, raylet and workers bind to loopback (without it,
+# Ray 2.60 binds them to every interface: tests/score/test_ray_private.py lists them);
+# RAY_AUTH_MODE=disabled keeps Ray from writing a token into the home directory, which no
+# one outside this host can reach anyway.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def start_ray(options: RayOptions) -> bool:
+    """Connect to options.address, or start a local cluster on loopback; True if this
+    call started it (and so must shut it down). Call it before anything imports ray."""
+    if not options.address:
+        if "ray" in sys.modules and any(
+            os.environ.get(name) != value for name, value in LOOPBACK_ENV.items()
+        ):
+            raise AerecError(
+                "ray was imported before aerec could bind a local cluster to loopback; "
+                "set " + " ".join(f"{k}={v}" for k, v in LOOPBACK_ENV.items()) + " first"
+            )
+        for name, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(name, value)
+    import ray
+
+    if ray.is_initialized():
+        return False
+    settings: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    ours = signal.getsignal(signal.SIGTERM)
+    if options.address:
+        ray.init(address=options.address, **settings)
+    else:
+        ray.init(_node_ip_address="127.0.0.1", **settings)
+    signal.signal(signal.SIGTERM, ours)  # ray.init installs its own: exit 143, one line
+    return True
+
+
+def _prepared_files(source: InputFiles, parts: int, wanted: pl.Series | None) -> Any:
+    """A Ray Dataset of exactly the listed files, each block validated as canonical ratings
+    (errors name its own file) and tagged with its users' part.
+
+    One read per file, united: Ray Data recurses into a directory's subfolders, and Ray
+    2.60 given a list of paths fails in its HTTP filesystem probe when fsspec's aiohttp is
+    not installed; validating each file before the union also means a file whose column
+    has another type is named instead of failing the union."""
+    import ray.data
+
+    reads = [(path, ray.data.read_parquet(str(path))) for path in source.files]
+    count = sum(read.count() for _, read in reads)  # from the Parquet footers
+    log.info("%d ratings in %d parts", count, parts)
+    if count > parts * RATINGS_PER_PART_WARNING:
+        log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
+    users = None if wanted is None else wanted.to_list()
+    prepared = [
+        read.map_batches(
+            _prepare,  # type: ignore[arg-type]
+            batch_format="pyarrow",
+            fn_kwargs={"parts": parts, "source": str(path), "wanted": users},
+        )
+        for path, read in reads
+    ]
+    return prepared[0].union(*prepared[1:]) if len(prepared) > 1 else prepared[0]
+
+
+class RayEngine:
+    """Scores on a Ray cluster (an existing one, or a local one on loopback) into a
+    partitioned table; the ratings are Parquet (a file or a directory of them)."""
+
+    name = "ray"
+    parts_only = True
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        self.options = options or RayOptions()
+
+    def check(self, source: InputFiles, sink: RecsSink) -> None:
+        ratings = source.path
+        if ratings.is_dir():
+            if not source.files:
+                raise file_error(ratings, "directory holds no .parquet file (--engine ray)")
+        elif ratings.suffix != ".parquet" or not ratings.is_file():
+            raise file_error(
+                ratings,
+                "--engine ray reads Parquet ratings (a .parquet file or a directory of "
+                "them), with columns user_id,item_id,rating[,timestamp]; convert this file "
+                "first",
+            )
+        if not isinstance(sink, DirectorySink):
+            raise InputError(
+                f"{sink.path}: --engine ray writes a partitioned table; give --out DIR/"
+            )
+
+    def parts_for(self, ratings: Path) -> int | None:
+        """One part per RATINGS_PER_PART ratings (from the Parquet footers), at least
+        DEFAULT_PARTS, so a task's memory stays the same however many users there are.
+        None for what is not Parquet: `check` then says why."""
+        try:
+            files = InputFiles.of(ratings).files
+            count = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+        except (OSError, pa.ArrowException, InputError):
+            return None
+        return max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
+
+    def score(self, job: ScoreJob, sink: RecsSink) -> Scored:
+        assert isinstance(sink, DirectorySink), "checked by RayEngine.check"
+        sink.prepare()
+        records = self._records(job, sink)
+        for folder in (sink.table_dir, sink.users_dir):
+            for stray in folder.glob(".*.tmp"):
+                stray.unlink()  # left by a worker killed while writing
+        counts = ReadCounts()
+        for record in records:
+            counts.add_counts(_counts(record))
+        parts = [_record(r) for r in records if r["file"]]
+        found = Manifest()
+        if job.writes_fingerprints:
+            files = [_record(r, "prints_") for r in records if r["prints_file"]]
+            found["fingerprints"] = FingerprintsRecord(
+                version=FINGERPRINT_VERSION, files=sorted(files, key=lambda r: r["file"])
+            )
+        if job.reuse is not None:
+            rescored = sum(int(record["rescored_users"]) for record in records)
+            distrusted = [str(r["distrusted"]) for r in records if r["distrusted"]]
+            found["incremental"] = incremental_record(job.reuse, rescored, distrusted)
+        provider = str(records[0]["provider"]) if records else "none"
+        return Scored(written_parts(parts), counts, provider, found)
+
+    def _records(self, job: ScoreJob, sink: DirectorySink) -> list[dict[str, Any]]:
+        """Every part's record, from a pool of PartScorer actors."""
+        options = self.options
+        started = start_ray(options)
+        import ray
+        import ray.data
+
+        try:
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
+            prepared = _prepared_files(job.source, sink.parts, job.wanted)
+            scorer = {
+                "model": str(job.model.path),
+                "model_data": ray.put(job.model.data),  # the driver's bytes, read once
+                "device": job.request.device,
+                "threads": max(1, int(options.num_cpus)),
+                "job": _part_job(job, sink),
+            }
+            return list(
+                prepared.groupby(BUCKET)
+                .map_groups(
+                    PartScorer,
+                    batch_format="pyarrow",
+                    fn_constructor_kwargs=scorer,
+                    compute=ray.data.ActorPoolStrategy(size=size),
+                    num_cpus=options.num_cpus,
+                    num_gpus=options.num_gpus,
+                )
+                .take_all()
+            )
+        except Exception as error:
+            cause = _aerec_cause(error)
+            if cause is not None:
+                raise cause from None
+            raise
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
+    reuse = job.reuse
+    return PartJob(
+        k=job.k,
+        batch_size=job.request.batch_size,
+        table_dir=sink.table_dir,
+        users_dir=sink.users_dir,
+        metadata=job.metadata,
+        source=str(job.source.path),
+        run_tag=job.run["run"],
+        fingerprints=job.request.fingerprints,
+        previous=reuse.directory if reuse is not None else None,
+        previous_files=listed_files(reuse.manifest) if reuse is not None else None,
+    )
+
+
+def _counts(record: dict[str, Any]) -> ReadCounts:
+    """What one actor read."""
+    ints = {f.name: int(record[f.name]) for f in fields(ReadCounts) if f.name != "per_item"}
+    return ReadCounts(**ints, per_item=np.asarray(record["per_item"], dtype=np.int64))
+
+
+def _record(record: dict[str, Any], prefix: str = "") -> PartRecord:
+    """A part's (or, with prefix "prints_", its fingerprints') record from an actor's."""
+    return PartRecord(
+        file=str(record[f"{prefix}file"]),
+        rows=int(record[f"{prefix}rows"]),
+        users=int(record[f"{prefix}users"]),
+        sha256=str(record[f"{prefix}sha256"]),
+    )
+
+
+OPTIONS = (
+    click.option("--ray-address", help="An existing Ray cluster (default: start a local one)."),
+    click.option(
+        "--ray-concurrency",
+        type=click.IntRange(min=1),
+        help="Scoring actors (default: the cluster's CPUs less one, / --ray-num-cpus).",
+    ),
+    click.option(
+        "--ray-num-cpus",
+        default=1.0,
+        show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="CPUs per scoring actor (its ONNX Runtime threads).",
+    ),
+    click.option(
+        "--ray-num-gpus",
+        default=0.0,
+        show_default=True,
+        type=click.FloatRange(min=0.0),
+        help="GPUs per scoring actor.",
+    ),
+)
+
+
+def from_options(
+    ray_address: str | None, ray_concurrency: int | None, ray_num_cpus: float, ray_num_gpus: float
+) -> RayEngine:
+    """The engine of the --ray-* options, once ray is known to be installed."""
+    require("ray", "ray")
+    return RayEngine(RayOptions(ray_address, ray_concurrency, ray_num_cpus, ray_num_gpus))

@@ -1,0 +1,91 @@
+"""The per-part function both engines call: users' vectors -> fingerprints -> rescore
+the new or changed users -> merge with the previous part's rows of the others.
+
+A Ray actor calls it on one whole part; the local engine on each chunk of the stream
+(the chunk's users, of any part), merging every part once the stream has passed, since
+a part's users arrive spread over the whole stream. Next to it: the incremental record
+both engines put in the manifest. The per-batch function under it is score_batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import polars as pl
+
+from aerec.contracts import RECS_SCHEMA, IncrementalRecord
+from aerec.score.batch import Scorer
+from aerec.score.incremental import fingerprint_rows, subset
+from aerec.score.job import Reuse
+from aerec.score.scorer import score_users
+from aerec.score.vectors import UserVectors
+
+log = logging.getLogger(__name__)
+
+
+class Previous(Protocol):
+    """The fingerprints of an earlier run (one part of it, or all of it)."""
+
+    def changed(self, users: np.ndarray, prints: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PartRows:
+    """What scoring some users of a part gave."""
+
+    rows: pl.DataFrame  # the top-k rows of the rescored users
+    prints: pl.DataFrame | None  # every user's fingerprint (when asked or reusing)
+    rescored: np.ndarray  # int64: the users scored (all of them without a previous run)
+
+
+def score_part(
+    scorer: Scorer,
+    vectors: UserVectors,
+    previous: Previous | None,
+    batch_size: int,
+    k: int,
+    fingerprints: bool,
+) -> PartRows:
+    """Score the users of `vectors` that `previous` does not already hold unchanged."""
+    prints = fingerprint_rows(vectors) if fingerprints or previous is not None else None
+    if previous is not None and prints is not None:
+        changed = previous.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
+        vectors = subset(vectors, changed)
+    rows = score_users(scorer, vectors, batch_size, k)
+    return PartRows(rows, prints, vectors.users.ids)
+
+
+def merged_part(
+    previous_rows: pl.DataFrame | None,
+    present: pl.Series,
+    rescored: pl.Series,
+    fresh: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """One part: the previous part's rows of users `present` now and not `rescored` (an
+    imploded list), with the `fresh` rows of the rescored users, sorted by user and rank."""
+    frames = [] if fresh is None else [fresh]
+    if previous_rows is not None:
+        kept = pl.col("user_id").is_in(present.implode()) & ~pl.col("user_id").is_in(rescored)
+        frames.append(previous_rows.filter(kept))
+    if not frames:
+        return pl.DataFrame(schema=RECS_SCHEMA)
+    return pl.concat(frames).sort("user_id", "rank")
+
+
+def incremental_record(reuse: Reuse, rescored: int, distrusted: Sequence[str]) -> IncrementalRecord:
+    """The manifest's record of an incremental run, and its log lines."""
+    if distrusted:
+        log.warning(
+            "%d parts of %s failed the check against its manifest and were rescored in full: %s",
+            len(distrusted),
+            reuse.directory,
+            ", ".join(sorted(distrusted)[:5]),
+        )
+    log.info("incremental run: %d users rescored, the rest reused", rescored)
+    return IncrementalRecord(
+        from_run=reuse.manifest.get("run", reuse.directory.name), rescored_users=rescored
+    )
