@@ -21,8 +21,8 @@ from typing import Any
 
 from aerec.data.split import load_split
 from aerec.train.baselines import Biases
-from aerec.train.blend import RatingBlend
 from aerec.train.evaluate import evaluate_baselines, evaluate_model, rating_block
+from aerec.train.kinds.blend import RatingBlend
 from aerec.train.pipeline import eval_data, fit_then_refit
 from aerec.train.presets import PRESETS
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from aerec.data.split import load_split
-from aerec.train.blend import blend_weights, blended
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import EvalData
+from aerec.train.kinds.blend import blend_weights, blended
 from aerec.train.metrics import rmse
 from aerec.train.pipeline import build_for_preset, eval_data
 from aerec.train.presets import PRESETS, Preset
@@ -45,6 +45,7 @@ HALVINGS = 5
 def user_autorec(l2: float, batch_size: int, members: int, hidden: int = 500) -> Preset:
     """A U-AutoRec candidate: autorec-item's shape over user vectors."""
     return Preset(
+        kind="rating-ae",
         model={"hidden": [hidden], "activation": "sigmoid", "output_activation": "identity"},
         train=TrainConfig(epochs=300, batch_size=batch_size, lr=1e-3, l2=l2, patience=20),
         source="sweep candidate",
@@ -60,6 +61,7 @@ CANDIDATES: dict[str, Preset] = {
     "U-AutoRec 1000, L2 1e-3, batch 64": user_autorec(1e-3, 64, 1, hidden=1000),
     "U-AutoRec 500, L2 1e-3, batch 64, 5 members": user_autorec(1e-3, 64, 5),
     "I-AutoRec 200 units, 5 members": Preset(
+        kind=PRESETS[BASE].kind,
         model={**PRESETS[BASE].model, "hidden": [200]},
         train=PRESETS[BASE].train,
         source="sweep candidate",

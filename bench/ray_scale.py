@@ -64,12 +64,12 @@ def untrained_model(items: int, folder: Path) -> Path:
     from aerec.data.idmap import IdMap
     from aerec.export.onnx_export import export_onnx
     from aerec.train.checkpoint import save_checkpoint
+    from aerec.train.kinds.multinomial import MultinomialAutoEncoder
     from aerec.train.presets import PRESETS
-    from aerec.train.recommender import recommender_for
 
     model = folder / "model.onnx"
     if not model.exists():
-        network = recommender_for(PRESETS["default"].model_config(items))
+        network = MultinomialAutoEncoder(PRESETS["default"].model_config(items))
         checkpoint = folder / "checkpoint"
         ids = IdMap(np.arange(1, items + 1, dtype=np.int64))
         save_checkpoint(checkpoint, network, ids, {"preset": "default (untrained)"}, {}, "epoch\n")

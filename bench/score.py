@@ -212,15 +212,15 @@ def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[P
     from aerec.data.synth import SynthConfig, write_synthetic
     from aerec.export.onnx_export import export_onnx
     from aerec.train.checkpoint import save_checkpoint
+    from aerec.train.kinds.multinomial import MultinomialAutoEncoder
     from aerec.train.presets import PRESETS
-    from aerec.train.recommender import recommender_for
 
     name = f"synth-{users}-{items}-{count}"
     ratings = OUT / name / "ratings.csv"
     if not ratings.exists():
         write_synthetic(SynthConfig(users, items, count, seed=0, half_stars=True), ratings)
     item_map = IdMap.from_ids(pl.scan_csv(ratings).select("movieId").unique().collect().to_series())
-    model = recommender_for(PRESETS["default"].model_config(len(item_map)))
+    model = MultinomialAutoEncoder(PRESETS["default"].model_config(len(item_map)))
     checkpoint = work / f"{name}-checkpoint"
     save_checkpoint(checkpoint, model, item_map, {"preset": "default (untrained)"}, {}, "epoch\n")
     export_onnx(checkpoint, work / f"{name}.onnx", k=10)

@@ -82,6 +82,16 @@ def nightly_run(
     return nightly(request, out_dir, _engine(engine, ray), parts, retention, incremental)
 
 
+def shuffled_ids(ratings: Path, out: Path) -> Path:
+    """The ratings with their item ids permuted among themselves (a corrupt export)."""
+    frame = pl.read_csv(ratings)
+    ids = frame["movieId"].unique().sort()
+    targets = ids.sample(fraction=1.0, shuffle=True, seed=1).to_list()
+    permuted = dict(zip(ids.to_list(), targets, strict=True))
+    frame.with_columns(pl.col("movieId").replace_strict(permuted)).write_csv(out)
+    return out
+
+
 def shared_file(relative: str) -> Path:
     """A file of ../shared/data, or skip the test with the reason."""
     path = SHARED_DATA / relative

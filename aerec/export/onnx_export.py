@@ -30,7 +30,7 @@ from aerec.export.quantize import PRECISIONS, quantize_int8
 from aerec.io.atomic import atomic_path
 from aerec.io.outputs import check_disjoint, check_output_file
 from aerec.score.batch import UserBatch, graph_feed
-from aerec.train.checkpoint import load_checkpoint
+from aerec.train.checkpoint import Checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,29 @@ def _name_item_table(proto: onnx.ModelProto, item_ids: np.ndarray) -> None:
         node.input[:] = [GRAPH_ITEM_TABLE if name == old else name for name in node.input]
 
 
+def _metadata(loaded: Checkpoint, version: str, k: int, precision: str) -> dict[str, str]:
+    """The graph's aerec metadata (contracts.MODEL_META)."""
+    ids = loaded.items.ids
+    counts = loaded.item_counts
+    return {
+        MODEL_META["version"]: version,
+        MODEL_META["n_items"]: str(len(ids)),
+        MODEL_META["k"]: str(k),
+        MODEL_META["item_ids"]: json.dumps(ids.tolist(), separators=(",", ":")),
+        MODEL_META["item_ids_sha256"]: item_ids_digest(ids),
+        MODEL_META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
+        MODEL_META["aerec_version"]: __version__,
+        MODEL_META["input_format"]: INPUT_FORMAT,
+        MODEL_META["score"]: loaded.model.score_meaning,
+        MODEL_META["precision"]: precision,
+        **(
+            {MODEL_ITEM_COUNTS: json.dumps(counts.tolist(), separators=(",", ":"))}
+            if counts is not None
+            else {}
+        ),
+    }
+
+
 def export_onnx(
     checkpoint: str | Path, out: str | Path, k: int = 10, precision: str = "fp32"
 ) -> dict[str, str]:
@@ -159,23 +182,7 @@ def export_onnx(
         if precision == "int8":
             proto = quantize_int8(proto)
         version = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
-        metadata = {
-            MODEL_META["version"]: version,
-            MODEL_META["n_items"]: str(n_items),
-            MODEL_META["k"]: str(graph.k),
-            MODEL_META["item_ids"]: json.dumps(loaded.items.ids.tolist(), separators=(",", ":")),
-            MODEL_META["item_ids_sha256"]: item_ids_digest(loaded.items.ids),
-            MODEL_META["metrics"]: json.dumps(loaded.metrics.get("test", {})),
-            MODEL_META["aerec_version"]: __version__,
-            MODEL_META["input_format"]: INPUT_FORMAT,
-            MODEL_META["score"]: "rating" if loaded.model.predicts_ratings else "logit",
-            MODEL_META["precision"]: precision,
-            **(
-                {MODEL_ITEM_COUNTS: json.dumps(loaded.item_counts.tolist(), separators=(",", ":"))}
-                if loaded.item_counts is not None
-                else {}
-            ),
-        }
+        metadata = _metadata(loaded, version, graph.k, precision)
         onnx.helper.set_model_props(proto, metadata)
         proto.producer_name = "aerec"
         onnx.save(proto, str(temporary))

@@ -126,46 +126,49 @@ def nightly(
         published_parts = _published_parts(current) if incremental else None
         fallback = DEFAULT_PARTS if incremental else 1  # an incremental run merges by part
         parts = parts or published_parts or engine.parts_for(request.ratings) or fallback
-        stamp = run_stamp()
-        run_dir = out_dir / RUNS_DIR / stamp
-        log.info(
-            "run %s: model %s, ratings %s, output %s",
-            stamp,
-            request.model,
-            request.ratings,
-            out_dir,
-        )
-        started = time.perf_counter()
         this_run = dataclasses.replace(
             request,
             replaces=current / MANIFEST_FILE if current is not None else None,
-            run_name=stamp,
+            run_name=run_stamp(),
             incremental_from=current if incremental else None,
             fingerprints=incremental,
         )
-        try:
-            manifest = score_all(this_run, DirectorySink(run_dir, parts), engine)
-        except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            log.error("run %s failed; the published table is unchanged", stamp)
-            raise
-        published = publish_run(run_dir, out_dir)
-        removed = prune_stamped(
-            out_dir / RUNS_DIR,
-            retention.keep,
-            protect={stamp} | recently_current(out_dir / RUNS_DIR, retention.minutes),
-            finished=lambda run: (run / SUCCESS_FILE).is_file(),
-        )
-        log.info(
-            "run %s published: %s rows for %s users, k=%s, provider %s, %s users "
-            "skipped, %.1f s; removed old runs: %s",
-            stamp,
-            manifest["rows"],
-            manifest["users"],
-            manifest["k"],
-            manifest["provider"],
-            manifest["users_skipped"],
-            time.perf_counter() - started,
-            ", ".join(removed) or "none",
-        )
-        return published
+        return _run_once(this_run, out_dir, engine, parts, retention)
+
+
+def _run_once(
+    request: ScoreRequest, out_dir: Path, engine: Engine, parts: int, retention: Retention
+) -> Manifest:
+    """Score the run into DIR/runs/<run_name>, publish it, prune (under the lock)."""
+    stamp = str(request.run_name)
+    run_dir = out_dir / RUNS_DIR / stamp
+    log.info(
+        "run %s: model %s, ratings %s, output %s", stamp, request.model, request.ratings, out_dir
+    )
+    started = time.perf_counter()
+    try:
+        manifest = score_all(request, DirectorySink(run_dir, parts), engine)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.error("run %s failed; the published table is unchanged", stamp)
+        raise
+    published = publish_run(run_dir, out_dir)
+    removed = prune_stamped(
+        out_dir / RUNS_DIR,
+        retention.keep,
+        protect={stamp} | recently_current(out_dir / RUNS_DIR, retention.minutes),
+        finished=lambda run: (run / SUCCESS_FILE).is_file(),
+    )
+    log.info(
+        "run %s published: %s rows for %s users, k=%s, provider %s, %s users "
+        "skipped, %.1f s; removed old runs: %s",
+        stamp,
+        manifest["rows"],
+        manifest["users"],
+        manifest["k"],
+        manifest["provider"],
+        manifest["users_skipped"],
+        time.perf_counter() - started,
+        ", ".join(removed) or "none",
+    )
+    return published

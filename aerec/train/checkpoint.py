@@ -31,7 +31,8 @@ from aerec.contracts import (
 from aerec.data.idmap import IdMap
 from aerec.errors import file_error
 from aerec.io.atomic import fsync_dir, make_readable
-from aerec.train.recommender import AutoEncoderKind, Recommender, recommender_from
+from aerec.train.recommender import Recommender
+from aerec.train.registry import recommender_from
 
 
 @dataclass
@@ -171,12 +172,9 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
         raise file_error(
             directory / CHECKPOINT_ITEMS, f"not a valid item table ({error})"
         ) from None
-    if (
-        isinstance(model, AutoEncoderKind)
-        and model.reads_user_rows
-        and len(items) != model.config.n_items
-    ):
-        problem = f"{len(items)} items, config.json says {model.config.n_items}"
+    width = model.input_width()
+    if width is not None and len(items) != width:
+        problem = f"{len(items)} items, config.json says {width}"
         raise file_error(directory / CHECKPOINT_ITEMS, problem)
     metrics_path = directory / CHECKPOINT_METRICS
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

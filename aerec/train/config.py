@@ -8,20 +8,18 @@ from typing import Any
 from aerec.train.metrics import POSITIVE
 
 ACTIVATION_NAMES = ("relu", "selu", "elu", "sigmoid", "tanh", "identity")
-LIKELIHOODS = ("mse", "multinomial")
+LEGACY_KIND_KEYS = ("likelihood", "item_based")  # config.json of checkpoints before "kind"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of an autoencoder; stored as config.json beside the weights.
 
-    likelihood "mse" reconstructs ratings (masked MSE); "multinomial" (Mult-DAE) reads the
-    L2-normalised set of rated items and outputs logits over all items.
-    item_based models read one item's ratings by all users (I-AutoRec) and cannot score
-    user vectors.
-    In the multinomial likelihood a rated item counts with weight 1 from positive_rating
-    up and below_positive_weight under it (1: every rated item alike, as in Mult-DAE);
-    the input is the rated set either way.
+    What the network reads and how it is trained is its kind's (aerec/train/kinds/); the
+    kind's name sits beside this in config.json. n_items is the input width (users, for
+    the item-based kind). In Mult-DAE's multinomial likelihood a rated item counts with
+    weight 1 from positive_rating up and below_positive_weight under it (1: every rated
+    item alike).
     """
 
     n_items: int  # width of the input vector (users, for an item-based model)
@@ -32,8 +30,6 @@ class ModelConfig:
     input_noise: float = 0.0  # std of Gaussian noise added to observed inputs in training
     output_activation: str = "identity"
     tied: bool = False
-    likelihood: str = "mse"
-    item_based: bool = False
     below_positive_weight: float = 1.0
     positive_rating: float = POSITIVE  # the data's positive threshold (positive_threshold)
 
@@ -61,15 +57,15 @@ class ModelConfig:
         for name in (self.activation, self.output_activation):
             if name not in ACTIVATION_NAMES:
                 raise ValueError(f"activation {name!r}: expected one of {ACTIVATION_NAMES}")
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood {self.likelihood!r}: expected one of {LIKELIHOODS}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        return cls(**values)
+        """The config of config.json; the keys that told the kind before kinds were named
+        (likelihood, item_based: aerec.train.registry reads them) are not the shape's."""
+        return cls(**{k: v for k, v in values.items() if k not in LEGACY_KIND_KEYS})
 
 
 def _is_count(value: object) -> bool:

@@ -24,12 +24,45 @@ def _linears(layers: nn.ModuleList) -> list[nn.Linear]:
     return [layer for layer in layers if isinstance(layer, nn.Linear)]
 
 
-class AutoEncoder(nn.Module):
+class InputTransform(nn.Module):
+    """How a network reads a row: its ratings as they are (a kind may read them otherwise).
+    `values` is what the first layer multiplies; `scaled` adjusts its product."""
+
+    def values(self, ratings: torch.Tensor) -> torch.Tensor:
+        return ratings
+
+    def scaled(self, product: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return product
+
+
+class RatedSetInput(InputTransform):
+    """Mult-DAE's input: the rated set scaled to unit length. The scale is applied after
+    the first layer, x / |x| @ W = (x @ W) / |x|, which saves a pass over the wide input."""
+
+    def values(self, ratings: torch.Tensor) -> torch.Tensor:
+        return (ratings != 0).to(ratings.dtype)
+
+    def scaled(self, product: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return product * torch.rsqrt(torch.clamp(values.sum(dim=1, keepdim=True), min=1e-12))
+
+
+class Network(nn.Module):
+    """What a kind trains and export-onnx ships: dense rows in (`forward`), and the same
+    in eval mode for each user's rated columns and ratings (`forward_sparse`)."""
+
+    config: ModelConfig
+
+    def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AutoEncoder(Network):
     """Encoder layers down to the code, a mirrored (optionally tied) decoder back out."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, inputs: InputTransform | None = None) -> None:
         super().__init__()
         self.config = config
+        self.inputs = inputs or InputTransform()
         sizes = [config.n_items, *config.hidden]
         self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(sizes))
         reverse = sizes[::-1]
@@ -52,19 +85,14 @@ class AutoEncoder(nn.Module):
         return [(layer.weight, layer.bias) for layer in _linears(self.decoder)]
 
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
-        multinomial = self.config.likelihood == "multinomial"
-        # Mult-DAE reads the rated set scaled to unit length; the scale is applied after the
-        # first layer, x / |x| @ W = (x @ W) / |x|, which saves a pass over the wide input.
-        hidden = (ratings != 0).to(ratings.dtype) if multinomial else ratings
-        if multinomial:
-            scale = torch.rsqrt(torch.clamp(hidden.sum(dim=1, keepdim=True), min=1e-12))
+        values = self.inputs.values(ratings)
+        hidden = values
         if self.training and self.config.input_noise > 0:
             hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
         hidden = self.input_dropout(hidden)
         first = _linears(self.encoder)[0]
-        if multinomial:
-            return self._after_first_layer(F.linear(hidden, first.weight) * scale + first.bias)
-        return self._after_first_layer(first(hidden))
+        pre = self.inputs.scaled(F.linear(hidden, first.weight), values)
+        return self._after_first_layer(pre + first.bias)
 
     def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """forward() in eval mode for a batch given as each user's rated item columns and
@@ -76,13 +104,9 @@ class AutoEncoder(nn.Module):
         the same way every time (no scatter-add, whose threads race in ONNX Runtime).
         """
         first = _linears(self.encoder)[0]
-        multinomial = self.config.likelihood == "multinomial"
-        inputs = (values != 0).to(values.dtype) if multinomial else values
+        inputs = self.inputs.values(values)
         gathered = first.weight.t()[columns]  # [batch, width, hidden]
-        pre = torch.matmul(inputs.unsqueeze(1), gathered).squeeze(1)
-        if multinomial:
-            counts = inputs.sum(dim=1, keepdim=True)
-            pre = pre * torch.rsqrt(torch.clamp(counts, min=1e-12))
+        pre = self.inputs.scaled(torch.matmul(inputs.unsqueeze(1), gathered).squeeze(1), inputs)
         return self._after_first_layer(pre + first.bias)
 
     def _after_first_layer(self, pre: torch.Tensor) -> torch.Tensor:
@@ -99,7 +123,7 @@ class AutoEncoder(nn.Module):
         return hidden
 
 
-class Ensemble(nn.Module):
+class Ensemble(Network):
     """The mean output of several autoencoders of one shape, trained with different seeds."""
 
     def __init__(self, members: list[Network]) -> None:
@@ -111,16 +135,6 @@ class Ensemble(nn.Module):
         return torch.stack([member(ratings) for member in self.members]).mean(dim=0)
 
     def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        members = [m for m in self.members if isinstance(m, AutoEncoder | Ensemble)]
+        members = [m for m in self.members if isinstance(m, Network)]
         outputs = [m.forward_sparse(columns, values) for m in members]
         return torch.stack(outputs).mean(dim=0)
-
-
-Network = AutoEncoder | Ensemble
-
-
-def build_network(config: ModelConfig, members: int = 1) -> Network:
-    """One autoencoder, or an ensemble of `members` of them."""
-    if members == 1:
-        return AutoEncoder(config)
-    return Ensemble([AutoEncoder(config) for _ in range(members)])

@@ -22,7 +22,6 @@ from aerec.data.idmap import IdMap
 from aerec.data.split import NO_SPLIT, Split, load_split, split_frame
 from aerec.errors import InputError
 from aerec.io.outputs import check_disjoint, check_output_dir
-from aerec.train.blend import RatingBlend
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import (
@@ -31,9 +30,9 @@ from aerec.train.evaluate import (
     evaluate_model,
     leaky_seed_topk_accuracy,
 )
-from aerec.train.metrics import positive_threshold
 from aerec.train.presets import PRESETS, Preset, check_preset
-from aerec.train.recommender import AutoEncoderKind, FitRecord, Recommender, kind_of
+from aerec.train.recommender import FitRecord, Recommender
+from aerec.train.registry import build_for_preset
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +59,6 @@ def _scale(split: Split) -> tuple[float, float]:
     """The lowest and highest rating anywhere in the split's data."""
     ratings = pl.concat([split.train, split.test, split.cold])["rating"]
     return float(ratings.min()), float(ratings.max())  # type: ignore[arg-type]
-
-
-def build_for_preset(preset: Preset, fit: CsrMatrix) -> Recommender:
-    """An untrained model of the preset's kind, as wide as the rows it will read, with the
-    positive threshold of the ratings in `fit` (a blend: its parts' presets, each so)."""
-    if preset.blend:
-        parts = [PRESETS[name] for name in preset.blend]
-        return RatingBlend(
-            [_autoencoder_for(part, fit) for part in parts], [p.train for p in parts]
-        )
-    return _autoencoder_for(preset, fit)
-
-
-def _autoencoder_for(preset: Preset, fit: CsrMatrix) -> AutoEncoderKind:
-    kind = kind_of(str(preset.model.get("likelihood", "mse")), bool(preset.model.get("item_based")))
-    config = preset.model_config(
-        kind.oriented(fit).n_cols, positive_threshold(float(fit.data.max()))
-    )
-    return kind(config, preset.members)
 
 
 def fit_then_refit(

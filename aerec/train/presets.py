@@ -14,6 +14,7 @@ from aerec.train.metrics import POSITIVE
 class Preset:
     """A model family's shape (all but its input width) and its optimiser settings."""
 
+    kind: str  # a name in aerec.train.registry.KINDS
     model: dict[str, Any]
     train: TrainConfig
     source: str
@@ -28,11 +29,11 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(
+        kind="mult-dae",
         model={
             "hidden": [200],
             "activation": "tanh",
             "input_dropout": 0.7,
-            "likelihood": "multinomial",
             "below_positive_weight": 0.3,
         },
         train=TrainConfig(epochs=150, batch_size=128, lr=1e-3, patience=15),
@@ -42,17 +43,20 @@ PRESETS: dict[str, Preset] = {
         validation_fraction=0.1,
     ),
     "seed-latest": Preset(
+        kind="rating-ae",
         model={"hidden": [512, 512, 1024], "activation": "selu"},
         train=TrainConfig(epochs=40, batch_size=128, lr=1e-3, patience=40),
         source="the first seed: input -> 512 -> 512 -> 1024 and back, Adam 1e-3, batch 128, "
         "40 epochs",
     ),
     "seed-ml1m": Preset(
+        kind="rating-ae",
         model={"hidden": [200, 100], "activation": "sigmoid"},
         train=TrainConfig(epochs=40, batch_size=128, lr=1e-3, patience=40),
         source="the second seed: input -> 200 -> 100 -> 200 -> input, sigmoid",
     ),
     "deeprec": Preset(
+        kind="rating-ae",
         model={
             "hidden": [512, 512, 1024],
             "activation": "selu",
@@ -64,18 +68,15 @@ PRESETS: dict[str, Preset] = {
         "code, tied decoder, dense re-feeding",
     ),
     "autorec-item": Preset(
-        model={
-            "hidden": [500],
-            "activation": "sigmoid",
-            "output_activation": "identity",
-            "item_based": True,
-        },
+        kind="item-autorec",
+        model={"hidden": [500], "activation": "sigmoid", "output_activation": "identity"},
         train=TrainConfig(epochs=300, batch_size=256, lr=1e-3, l2=1e-3, patience=20),
         source="I-AutoRec (Sedhain et al. 2015): item vectors, 500 sigmoid units, identity "
         "output, L2 on the weights; the mean of 5 models trained with different seeds",
         members=5,
     ),
     "autorec-user": Preset(
+        kind="rating-ae",
         model={"hidden": [500], "activation": "sigmoid", "output_activation": "identity"},
         train=TrainConfig(epochs=300, batch_size=64, lr=1e-3, l2=1e-3, patience=20),
         source="U-AutoRec (Sedhain et al. 2015): user vectors, otherwise as autorec-item; "
@@ -83,6 +84,7 @@ PRESETS: dict[str, Preset] = {
         members=5,
     ),
     "autorec-blend": Preset(
+        kind="blend",
         model={},
         train=TrainConfig(epochs=300),
         source="autorec-item and autorec-user, each trained alone, their rating predictions "

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,16 +16,14 @@ from aerec.contracts import DEVICES, Progress
 from aerec.data.csr import CsrMatrix, batches
 from aerec.errors import InputError
 from aerec.train.config import TrainConfig
-from aerec.train.model import build_network
-
-if TYPE_CHECKING:
-    from aerec.train.recommender import AutoEncoderKind
+from aerec.train.trainable import Trainable, TrainStep
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainResult:
+    network: nn.Module  # on the CPU, in eval mode
     history: list[dict[str, float]]
     best_epoch: int
     device: str
@@ -59,31 +56,65 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _step(
-    model: AutoEncoderKind,
+    model: Trainable,
+    network: nn.Module,
     optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
+    batch: torch.Tensor,
     l2: float,
+    step: TrainStep,
 ) -> float:
     optimizer.zero_grad(set_to_none=True)
-    loss = model.loss(model.network(inputs), target)
+    loss = model.loss(network, batch, step)
     if l2 > 0:
-        weights = [p for name, p in model.network.named_parameters() if name.endswith("weight")]
+        weights = [p for name, p in network.named_parameters() if name.endswith("weight")]
         loss = loss + l2 * sum(w.pow(2).sum() for w in weights)
     loss.backward()
     optimizer.step()
     return float(loss.item())
 
 
+class _Epochs:
+    """One training run's state: the network, its optimiser, the batches' order and the
+    count of batches seen (the loss's TrainStep)."""
+
+    def __init__(self, model: Trainable, fit: CsrMatrix, config: TrainConfig, device: str) -> None:
+        self.model, self.fit, self.config, self.device = model, fit, config, device
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.network = model.new_network().to(device)
+        self.optimizer = _optimizer(self.network, config)
+        self.rows = np.flatnonzero(fit.row_counts())
+        self.buffer = np.zeros((config.batch_size, fit.n_cols), dtype=np.float32)
+        self.seen = 0
+
+    def run(self, epoch: int, progress: Progress | None, description: str) -> float:
+        """One epoch over every row with a rating; the mean training loss."""
+        config, network = self.config, self.network
+        network.train()
+        steps: Iterable[np.ndarray] = batches(self.rng.permutation(self.rows), config.batch_size)
+        if progress is not None:
+            steps = progress(steps, description, -(-len(self.rows) // config.batch_size))
+        total, count = 0.0, 0
+        for block in steps:
+            dense = torch.from_numpy(self.fit.densify(block, self.buffer)).to(self.device)
+            step = TrainStep(epoch=epoch, step=self.seen, epochs=config.epochs)
+            loss = _step(self.model, network, self.optimizer, dense, config.l2, step)
+            total, count, self.seen = total + loss * len(block), count + len(block), self.seen + 1
+            if config.refeed:
+                refed = network(dense).detach()
+                _step(self.model, network, self.optimizer, refed, config.l2, step)
+        return total / max(count, 1)
+
+
 def train_network(
-    model: AutoEncoderKind,
+    model: Trainable,
     fit: CsrMatrix,
     validation: CsrMatrix | None,
     config: TrainConfig,
     device: str = "auto",
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train model.network on the rows of `fit` (already oriented for the model's kind);
+    """Train a fresh network of `model` on the rows of `fit` (already oriented for it);
     after each epoch score `validation` from the `fit` rows.
 
     The weights of the epoch with the best validation score are kept; training stops after
@@ -92,60 +123,33 @@ def train_network(
     eval mode.
     """
     device = resolve_device(device)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model.network = build_network(model.config).to(device)
-    network = model.network
-    optimizer = _optimizer(network, config)
+    epochs = _Epochs(model, fit, config, device)
+    network, metric = epochs.network, model.selection.metric
+    if validation is None:
+        history: list[dict[str, float]] = []
+        for epoch in range(1, config.epochs + 1):
+            loss = epochs.run(epoch, progress, f"epoch {epoch}/{config.epochs}")
+            history.append({"epoch": epoch, "train_loss": loss})
+            log.info("refit epoch %d/%d: train loss %.4f", epoch, config.epochs, loss)
+        return TrainResult(network.cpu().eval(), history, config.epochs, device, metric)
     scheduler = None
     if config.lr_decay < 1.0:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=config.lr_decay, patience=2
+            epochs.optimizer, mode="min", factor=config.lr_decay, patience=2
         )
-    rows = np.flatnonzero(fit.row_counts())
-    buffer = np.zeros((config.batch_size, fit.n_cols), dtype=np.float32)
-    history: list[dict[str, float]] = []
-    sign = 1.0 if model.predicts_ratings else -1.0  # RMSE falls, NDCG rises
+    sign = -1.0 if model.selection.higher_is_better else 1.0  # minimise sign * score
     best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
-    metric = "val_rmse" if model.predicts_ratings else "val_ndcg@10"
+    history = []
     for epoch in range(1, config.epochs + 1):
-        network.train()
-        started = time.perf_counter()
-        steps: Iterable[np.ndarray] = batches(rng.permutation(rows), config.batch_size)
-        if progress is not None:
-            description = f"epoch {epoch}/{config.epochs}"
-            if history and validation is not None:
-                last = history[-1]
-                description += (
-                    f" (last: loss {last['train_loss']:.4f}, {metric} {last[metric]:.4f})"
-                )
-            steps = progress(steps, description, -(-len(rows) // config.batch_size))
-        total, count = 0.0, 0
-        for block in steps:
-            dense = torch.from_numpy(fit.densify(block, buffer)).to(device)
-            total += _step(model, optimizer, dense, dense, config.l2) * len(block)
-            count += len(block)
-            if config.refeed:
-                refed = network(dense).detach()
-                _step(model, optimizer, refed, refed, config.l2)
-        if validation is None:
-            loss = total / max(count, 1)
-            history.append({"epoch": epoch, "train_loss": loss})
-            log.info("refit epoch %d/%d: train loss %.4f", epoch, config.epochs, loss)
-            continue
-        metric, score = model.validate(fit, validation, device)
+        started, description = time.perf_counter(), f"epoch {epoch}/{config.epochs}"
+        if history:
+            last = history[-1]
+            description += f" (last: loss {last['train_loss']:.4f}, {metric} {last[metric]:.4f})"
+        loss = epochs.run(epoch, progress, description)
+        score = model.validate(network, fit, validation, device)
         seconds = time.perf_counter() - started
-        history.append(
-            {"epoch": epoch, "train_loss": total / max(count, 1), metric: score, "seconds": seconds}
-        )
-        log.info(
-            "epoch %d: train loss %.4f, %s %.4f (%.1f s)",
-            epoch,
-            total / max(count, 1),
-            metric,
-            score,
-            seconds,
-        )
+        history.append({"epoch": epoch, "train_loss": loss, metric: score, "seconds": seconds})
+        log.info("epoch %d: train loss %.4f, %s %.4f (%.1f s)", epoch, loss, metric, score, seconds)
         if scheduler is not None:
             scheduler.step(sign * score)
         if sign * score < best[0]:
@@ -153,9 +157,6 @@ def train_network(
         elif epoch - best[1] >= config.patience:
             log.info("no validation improvement for %d epochs: stopping", config.patience)
             break
-    if validation is None:
-        model.network = network.cpu().eval()
-        return TrainResult(history, config.epochs, device, metric)
     log.info(
         "kept epoch %d of %d: the best %s on the validation slice (%.4f)",
         best[1],
@@ -164,5 +165,4 @@ def train_network(
         sign * best[0],
     )
     network.load_state_dict(best[2])
-    model.network = network.cpu().eval()
-    return TrainResult(history, best[1], device, metric)
+    return TrainResult(network.cpu().eval(), history, best[1], device, metric)

@@ -239,7 +239,7 @@ def test_killed_retrains_leave_a_current_version_and_the_gate_still_compares(
 def test_ratings_with_shuffled_item_ids_are_not_trained_on(
     promoted: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from test_gates import shuffled_ids
+    from conftest import shuffled_ids
 
     model_dir = copy_of(promoted, tmp_path)
     before = sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
-from conftest import nightly_run, run_aerec, score_table
+from conftest import nightly_run, run_aerec, score_table, shuffled_ids
 
 from aerec.errors import AerecError, InputError
 from aerec.export import onnx_export
@@ -115,16 +115,6 @@ def test_a_single_file_table_is_gated_against_the_one_it_replaces(
     with pytest.raises(InputError, match=r"fewer than 50% of the 600 published"):
         score_table(tiny_model, tiny_data[0], out, device="cpu", users=users)
     assert out.read_bytes() == before
-
-
-def shuffled_ids(ratings: Path, out: Path) -> Path:
-    """The ratings with their item ids permuted among themselves (a corrupt export)."""
-    frame = pl.read_csv(ratings)
-    ids = frame["movieId"].unique().sort()
-    targets = ids.sample(fraction=1.0, shuffle=True, seed=1).to_list()
-    permuted = dict(zip(ids.to_list(), targets, strict=True))
-    frame.with_columns(pl.col("movieId").replace_strict(permuted)).write_csv(out)
-    return out
 
 
 def test_ratings_unlike_the_models_training_data_publish_nothing(

@@ -10,11 +10,13 @@ import pytest
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
 from aerec.errors import InputError
-from aerec.train.blend import RatingBlend, blend_weights, blended
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import ModelConfig, TrainConfig
+from aerec.train.kinds.blend import RatingBlend, blend_weights, blended
+from aerec.train.kinds.item import ItemAutoEncoder
+from aerec.train.kinds.rating import RatingAutoEncoder
 from aerec.train.metrics import rmse
-from aerec.train.recommender import ItemAutoEncoder, RatingAutoEncoder, recommender_from
+from aerec.train.registry import recommender_from
 
 USERS, ITEMS = 40, 20
 TRAIN = TrainConfig(epochs=80, batch_size=8, lr=1e-2, patience=80)
@@ -51,7 +53,7 @@ def two_kinds() -> RatingBlend:
     settings = {"hidden": [8], "activation": "sigmoid"}
     parts = [
         RatingAutoEncoder(ModelConfig(n_items=ITEMS, **settings)),
-        ItemAutoEncoder(ModelConfig(n_items=USERS, item_based=True, **settings), members=2),
+        ItemAutoEncoder(ModelConfig(n_items=USERS, **settings), members=2),
     ]
     return RatingBlend(parts, [TRAIN, TRAIN])
 

@@ -60,7 +60,9 @@ def test_tied_decoder_shares_encoder_weights() -> None:
 
 def test_multinomial_input_is_the_normalised_rated_set() -> None:
     """Mult-DAE reads x / |x| of the binary rated set; the model scales after the matmul."""
-    model = AutoEncoder(ModelConfig(n_items=4, hidden=[3], likelihood="multinomial")).eval()
+    from aerec.train.model import RatedSetInput
+
+    model = AutoEncoder(ModelConfig(n_items=4, hidden=[3]), RatedSetInput()).eval()
     ratings = torch.tensor([[5.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
     unit = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
     unit = unit / unit.norm(dim=1, keepdim=True)
@@ -76,12 +78,13 @@ def test_input_noise_only_in_training() -> None:
 
 
 def test_ensemble_is_the_mean_of_its_members() -> None:
-    from aerec.train.model import Ensemble, build_network
+    from aerec.train.kinds.rating import RatingAutoEncoder
+    from aerec.train.model import Ensemble
 
     config = ModelConfig(n_items=6, hidden=[3])
-    ensemble = build_network(config, members=3).eval()
+    ensemble = RatingAutoEncoder(config, members=3).network.eval()
     assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
     x = torch.rand(2, 6)
     expected = sum(member(x) for member in ensemble.members) / 3
     torch.testing.assert_close(ensemble(x), expected)
-    assert isinstance(build_network(config), AutoEncoder)
+    assert isinstance(RatingAutoEncoder(config).network, AutoEncoder)

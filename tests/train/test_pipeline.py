@@ -13,9 +13,10 @@ from aerec.data.split import load_split, split_frame
 from aerec.data.synth import SynthConfig, generate, write_synthetic
 from aerec.errors import InputError
 from aerec.export.onnx_export import export_onnx
-from aerec.train.blend import RatingBlend
 from aerec.train.config import TrainConfig
 from aerec.train.evaluate import leaky_seed_topk_accuracy
+from aerec.train.kinds.blend import RatingBlend
+from aerec.train.kinds.rating import RatingAutoEncoder
 from aerec.train.pipeline import (
     TrainOptions,
     build_for_preset,
@@ -25,7 +26,7 @@ from aerec.train.pipeline import (
     train_model,
 )
 from aerec.train.presets import PRESETS
-from aerec.train.recommender import RatingAutoEncoder
+from aerec.train.registry import kind_named
 
 METRIC_KEYS = {"rmse", "mae", "precision@10", "recall@10", "ndcg@10", "coverage@10"}
 
@@ -45,7 +46,7 @@ def test_every_preset_trains_and_reports(
     for values in metrics["baselines"].values():
         assert set(values) >= METRIC_KEYS
     assert metrics["split"]["train"]["ratings"] > 0
-    rates = PRESETS[preset].model.get("likelihood", "mse") == "mse"
+    rates = kind_named(PRESETS[preset].kind).predicts_ratings
     assert (metrics["test"]["rmse"] is not None) == rates
     saved = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
     assert saved["test"] == pytest.approx(metrics["test"])

@@ -20,14 +20,13 @@ from aerec.errors import InputError
 from aerec.score.batch import UserBatch, graph_feed
 from aerec.train.checkpoint import load_checkpoint, save_checkpoint
 from aerec.train.config import ModelConfig, TrainConfig
+from aerec.train.kinds.autoencoder import AutoEncoderKind
+from aerec.train.kinds.item import ItemAutoEncoder
+from aerec.train.kinds.multinomial import MultinomialAutoEncoder
+from aerec.train.kinds.rating import RatingAutoEncoder
 from aerec.train.metrics import top_k
-from aerec.train.recommender import (
-    ItemAutoEncoder,
-    MultinomialAutoEncoder,
-    RatingAutoEncoder,
-    Recommender,
-    recommender_from,
-)
+from aerec.train.recommender import Recommender
+from aerec.train.registry import recommender_from
 
 USERS, ITEMS, GROUP = 40, 20, 10
 Fitted = tuple[Recommender, CsrMatrix, CsrMatrix, CsrMatrix]
@@ -94,8 +93,10 @@ class RecommenderContract:
 
     def test_validation_metric_matches_the_kind(self, fitted: Fitted) -> None:
         model, fit, validation, _ = fitted
-        metric, value = model.validate(model.oriented(fit), model.oriented(validation))
-        assert metric == ("val_rmse" if model.predicts_ratings else "val_ndcg@10")
+        assert isinstance(model, AutoEncoderKind)
+        oriented = model.oriented(fit), model.oriented(validation)
+        value = model.validate(model.network, *oriented, "cpu")
+        assert model.selection.metric == ("val_rmse" if model.predicts_ratings else "val_ndcg@10")
         assert np.isfinite(value)
 
     def test_checkpoint_round_trip(self, fitted: Fitted, tmp_path: Path) -> None:
@@ -149,12 +150,12 @@ class TestRatingAutoEncoder(RecommenderContract):
 
 class TestMultinomialAutoEncoder(RecommenderContract):
     kind = MultinomialAutoEncoder
-    settings: ClassVar[dict[str, Any]] = {"activation": "tanh", "likelihood": "multinomial"}
+    settings: ClassVar[dict[str, Any]] = {"activation": "tanh"}
 
 
 class TestItemAutoEncoder(RecommenderContract):
     kind = ItemAutoEncoder
-    settings: ClassVar[dict[str, Any]] = {"activation": "sigmoid", "item_based": True}
+    settings: ClassVar[dict[str, Any]] = {"activation": "sigmoid"}
 
 
 def liked_and_disliked() -> tuple[CsrMatrix, CsrMatrix]:
@@ -185,7 +186,6 @@ def test_below_positive_weight_ranks_liked_over_merely_rated(
         n_items=ITEMS,
         hidden=[8],
         activation="tanh",
-        likelihood="multinomial",
         input_dropout=0.5,
         below_positive_weight=weight,
     )

@@ -8,8 +8,10 @@ from aerec.data.split import split_frame
 from aerec.data.synth import SynthConfig, generate
 from aerec.errors import InputError
 from aerec.train.config import ModelConfig, TrainConfig
+from aerec.train.kinds.autoencoder import AutoEncoderKind
+from aerec.train.kinds.multinomial import MultinomialAutoEncoder
+from aerec.train.kinds.rating import RatingAutoEncoder
 from aerec.train.metrics import mae, rmse
-from aerec.train.recommender import recommender_for
 from aerec.train.trainer import TrainResult, resolve_device, train_network
 
 
@@ -20,9 +22,10 @@ def train_autoencoder(
     train: TrainConfig,
     device: str = "cpu",
     progress: Progress | None = None,
+    kind: type[AutoEncoderKind] = RatingAutoEncoder,
 ) -> TrainResult:
-    """Train one model of the kind `config` describes."""
-    return train_network(recommender_for(config), fit, validation, train, device, progress)
+    """Train one model of `kind` (a rating autoencoder unless said)."""
+    return train_network(kind(config), fit, validation, train, device, progress)
 
 
 def matrices() -> tuple[CsrMatrix, CsrMatrix]:
@@ -91,8 +94,10 @@ def test_optimiser_options_train(settings: dict) -> None:
 
 def test_multinomial_model_selects_on_ndcg() -> None:
     fit, validation = matrices()
-    config = ModelConfig(n_items=fit.n_cols, hidden=[16], likelihood="multinomial")
-    result = train_autoencoder(fit, validation, config, TrainConfig(epochs=2), "cpu")
+    config = ModelConfig(n_items=fit.n_cols, hidden=[16])
+    result = train_autoencoder(
+        fit, validation, config, TrainConfig(epochs=2), "cpu", kind=MultinomialAutoEncoder
+    )
     assert result.validation_metric == "val_ndcg@10"
     assert 0.0 <= result.history[0]["val_ndcg@10"] <= 1.0
 
@@ -123,3 +128,36 @@ def test_progress_shows_last_epoch_loss_and_validation() -> None:
     )
     assert seen[0] == ("epoch 1/2", 3)  # 150 users in batches of 50
     assert seen[1][0].startswith("epoch 2/2 (last: loss ") and "val_rmse" in seen[1][0]
+
+
+def test_the_loss_sees_where_training_is() -> None:
+    """A kind's loss gets each batch's TrainStep (the clock of a KL annealing schedule):
+    epochs from 1, batches counted over every epoch, progress from 0."""
+    import torch
+    from torch import nn
+
+    from aerec.train.trainable import Selection, TrainStep
+
+    fit, validation = matrices()
+    seen: list[TrainStep] = []
+    inner = RatingAutoEncoder(ModelConfig(n_items=fit.n_cols, hidden=[4]))
+
+    class Recording:
+        selection = Selection("val_rmse", higher_is_better=False)
+
+        def new_network(self) -> nn.Module:
+            return inner.new_network()
+
+        def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
+            seen.append(step)
+            return inner.loss(network, batch, step)
+
+        def validate(self, network: nn.Module, *args: object) -> float:
+            return inner.validate(network, *args)  # type: ignore[arg-type]
+
+    config = TrainConfig(epochs=3, batch_size=50, patience=10)
+    train_network(Recording(), fit, validation, config, "cpu")
+    per_epoch = -(-int((fit.row_counts() > 0).sum()) // 50)
+    assert [s.step for s in seen] == list(range(3 * per_epoch))
+    assert [s.epoch for s in seen] == [e for e in (1, 2, 3) for _ in range(per_epoch)]
+    assert [s.progress for s in seen[::per_epoch]] == [0.0, 1 / 3, 2 / 3]

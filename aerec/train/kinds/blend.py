@@ -4,7 +4,7 @@ intercept fitted by least squares to the parts' predictions on the validation sl
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,8 +15,10 @@ from torch import nn
 from aerec.contracts import Progress, Validation
 from aerec.data.csr import CsrMatrix
 from aerec.train.config import TrainConfig
+from aerec.train.kinds.autoencoder import AutoEncoderKind
 from aerec.train.metrics import ScoreBlock, rmse
-from aerec.train.recommender import AutoEncoderKind, FitRecord, Recommender
+from aerec.train.presets import PRESETS, Preset
+from aerec.train.recommender import FitRecord, Recommender
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ class BlendNetwork(nn.Module):
 class RatingBlend(Recommender):
     """Rating predictions of autoencoder kinds, blended linearly (fitted on validation)."""
 
+    name = "blend"
     predicts_ratings = True
+    score_meaning = "rating"
     reads_user_rows = False
 
     def __init__(
@@ -136,5 +140,27 @@ class RatingBlend(Recommender):
 
         return block
 
+    def input_width(self) -> int | None:
+        return None
+
     def describe(self) -> dict[str, Any]:
-        return {"blend": [part.describe() for part in self.parts]}
+        return {"kind": self.name, "blend": [part.describe() for part in self.parts]}
+
+    @classmethod
+    def rebuild(
+        cls, described: dict[str, Any], part_from: Callable[[dict[str, Any]], Recommender]
+    ) -> Recommender:
+        return cls([_autoencoder(part_from(part)) for part in described["blend"]])
+
+    @classmethod
+    def for_preset(
+        cls, preset: Preset, fit: CsrMatrix, part_for: Callable[[str], Recommender]
+    ) -> Recommender:
+        parts = [_autoencoder(part_for(name)) for name in preset.blend]
+        return cls(parts, [PRESETS[name].train for name in preset.blend])
+
+
+def _autoencoder(part: Recommender) -> AutoEncoderKind:
+    if not isinstance(part, AutoEncoderKind):
+        raise ValueError(f"a blend's parts are autoencoders, not {part.name}")
+    return part

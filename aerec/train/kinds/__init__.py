@@ -1,0 +1,1 @@
+"""The model kinds, one module each; aerec.train.registry maps their names to them."""

@@ -1,0 +1,58 @@
+"""What the trainer trains: a `Trainable` builds its network, computes its loss on a batch
+(extra terms such as a KL divergence with an annealing schedule included: the loss sees
+where training is, `TrainStep`) and scores the validation slice. The trainer never looks
+at what kind of model it trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from aerec.data.csr import CsrMatrix
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """Where training is when a batch's loss is computed."""
+
+    epoch: int  # 1-based
+    step: int  # batches seen before this one, over every epoch
+    epochs: int  # the epoch limit
+
+    @property
+    def progress(self) -> float:
+        """The share of the epoch limit done before this epoch (0 to <1): an annealing
+        schedule's clock."""
+        return (self.epoch - 1) / max(self.epochs, 1)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The validation metric that picks the epoch."""
+
+    metric: str  # val_rmse, val_ndcg@10
+    higher_is_better: bool
+
+
+class Trainable(Protocol):
+    """A model the trainer can train, on rows already oriented for it."""
+
+    @property
+    def selection(self) -> Selection: ...
+
+    def new_network(self) -> nn.Module:
+        """A freshly initialised network (after the trainer has seeded torch)."""
+        ...
+
+    def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
+        """The training objective of one batch of dense rows (the input is the target)."""
+        ...
+
+    def validate(
+        self, network: nn.Module, fit: CsrMatrix, validation: CsrMatrix, device: str
+    ) -> float:
+        """The selection metric on `validation`, scored from the `fit` rows."""
+        ...
