@@ -9,9 +9,7 @@ very unevenly spread ids make some buckets larger.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from aerec.data.readers import read_rating_chunks
+from aerec.io.scratch import remove_abandoned, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -81,35 +80,14 @@ SORT_PREFIX = "aerec-sort-"  # + the sorting process's pid + "-": its bucket dir
 
 def remove_abandoned_sorts(parent: Path | None = None) -> list[str]:
     """Remove the bucket directories of sorts whose process is gone (a run killed while
-    sorting): only this user's directories named by SORT_PREFIX and a dead pid."""
-    removed = []
-    for entry in (parent or Path(tempfile.gettempdir())).glob(f"{SORT_PREFIX}*"):
-        pid = entry.name.removeprefix(SORT_PREFIX).split("-", 1)[0]
-        if not pid.isdigit() or entry.is_symlink() or not entry.is_dir():
-            continue
-        if entry.stat().st_uid != os.getuid() or _alive(int(pid)):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry.name)
-    if removed:
-        log.info("removed what killed runs left of their on-disk sort: %s", ", ".join(removed))
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
+    sorting)."""
+    return remove_abandoned(SORT_PREFIX, "on-disk sort", parent)
 
 
 def sort_on_disk(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[pl.DataFrame]:
     """The file's ratings as user-sorted chunks, through a temporary bucket directory
     (named with this process's pid, so a later run can remove it if this one is killed)."""
-    directory = Path(tempfile.mkdtemp(prefix=f"{SORT_PREFIX}{os.getpid()}-"))
+    directory = scratch_dir(SORT_PREFIX)
     try:
         log.info("%s is not sorted by user: bucketing it by user on disk first", path)
         yield from _range_buckets(Path(path), chunk_rows, directory)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,11 +89,17 @@ def test_score_all_on_a_local_cluster_listens_on_loopback_only(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Every listening socket of the run's processes (driver, gcs_server, raylet, workers),
-    sampled while it runs, is on loopback; no RAY_* variable is set beforehand."""
+    sampled while it runs, is on loopback; no RAY_* variable is set beforehand. The
+    cluster's session files are removed with it, and those a killed run left (a dead pid's
+    directory) go too."""
     from test_ray_engine import as_parquet
 
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    scratch, env = short_tmpdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    abandoned = scratch / f"aerec-ray-{gone}-x1y2z3"
+    (abandoned / "session_latest").mkdir(parents=True)
     command = [sys.executable, "-m", "aerec", "score-all", "--engine", "ray", "--device", "cpu"]
     command += ["--model", str(tiny_model), "--ratings", str(ratings)]
     run = subprocess.Popen(
@@ -108,6 +116,16 @@ def test_score_all_on_a_local_cluster_listens_on_loopback_only(
     assert run.returncode == 0, run.communicate()[1][-2000:]
     assert len(seen) >= 3  # at least gcs_server, raylet and a worker were seen listening
     assert sorted(s for s in seen if not is_loopback(s[0])) == []
+    assert sorted(p.name for p in scratch.glob("*ray*")) == []  # nor Ray's own $TMPDIR/ray
+    shutil.rmtree(scratch)
+
+
+def short_tmpdir() -> tuple[Path, dict[str, str]]:
+    """A TMPDIR short enough for Ray's socket paths (tmp_path is not), and the environment
+    of a run that uses it, without any RAY_* variable."""
+    scratch = Path(tempfile.mkdtemp(prefix="ar", dir="/tmp"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    return scratch, {**env, "TMPDIR": str(scratch)}
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
@@ -122,7 +140,10 @@ def test_sigterm_during_a_ray_run_exits_143_with_one_line_and_stops_the_cluster(
     out = tmp_path / "recs"
     command = [sys.executable, "-m", "aerec", "nightly", "--engine", "ray", "--device", "cpu"]
     command += ["--model", str(tiny_model), "--ratings", str(ratings), "--out-dir", str(out)]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    scratch, env = short_tmpdir()
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     cluster: set[int] = set()
     deadline = time.monotonic() + 120
     while run.poll() is None and time.monotonic() < deadline:  # until an actor is scoring
@@ -142,3 +163,22 @@ def test_sigterm_during_a_ray_run_exits_143_with_one_line_and_stops_the_cluster(
     time.sleep(2)
     alive = [pid for pid in cluster - {run.pid} if Path(f"/proc/{pid}").exists()]
     assert alive == [], "the cluster's processes outlived the run"
+    assert sorted(p.name for p in scratch.glob("aerec-ray-*")) == []  # its session files too
+    shutil.rmtree(scratch)
+
+
+def test_a_tmpdir_too_long_for_rays_sockets_falls_back_to_rays_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aerec.score.engines.ray import RAY_SCRATCH_PREFIX, _session_dir
+
+    short = Path(tempfile.mkdtemp(prefix="ar", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(short))
+    made = _session_dir()
+    assert made is not None and made.name.startswith(f"{RAY_SCRATCH_PREFIX}{os.getpid()}-")
+    shutil.rmtree(short)
+    long = tmp_path / ("x" * 80)
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    assert _session_dir() is None
+    assert list(long.iterdir()) == []  # nothing left behind

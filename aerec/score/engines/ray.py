@@ -12,11 +12,14 @@ seals. The parts live on a file system every worker can write (local or shared).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ from aerec.data.readers import canonical_block
 from aerec.errors import AerecError, InputError, file_error, require
 from aerec.io.atomic import atomic_path
 from aerec.io.digest import InputFiles
+from aerec.io.scratch import remove_abandoned, scratch_dir
 from aerec.io.sinks import DirectorySink, RecsSink, write_file, written_parts
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
@@ -188,9 +192,30 @@ def _aerec_cause(error: BaseException) -> AerecError | None:
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def start_ray(options: RayOptions) -> bool:
-    """Connect to options.address, or start a local cluster on loopback; True if this
-    call started it (and so must shut it down). Call it before anything imports ray."""
+RAY_SCRATCH_PREFIX = "aerec-ray-"  # + pid + "-": a local cluster's session files
+# Ray's longest socket path below its temp dir, and the limit of a Unix socket's path.
+RAY_SOCKET_TAIL = len("/session_2026-12-02_00-00-00_000000_4194304/sockets/plasma_store")
+MAX_SOCKET_PATH = 107
+
+
+def _session_dir() -> Path | None:
+    """A scratch directory for a local cluster's session files; None (Ray's own
+    $TMPDIR/ray, left behind) where its socket paths would be too long."""
+    remove_abandoned(RAY_SCRATCH_PREFIX, "local Ray cluster")
+    scratch = scratch_dir(RAY_SCRATCH_PREFIX)
+    if len(str(scratch)) + RAY_SOCKET_TAIL <= MAX_SOCKET_PATH:
+        return scratch
+    scratch.rmdir()
+    log.warning("%s: too long for Ray's socket paths; its session files stay in its own", scratch)
+    return None
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions) -> Iterator[None]:
+    """Connect to options.address, or start a local cluster on loopback whose session
+    files (logs, sockets, spilled objects) live in a scratch directory of this run; a
+    cluster started here is shut down and its directory removed when the block ends (one
+    a killed run left is removed by the next). Enter it before anything imports ray."""
     if not options.address:
         if "ray" in sys.modules and any(
             os.environ.get(name) != value for name, value in LOOPBACK_ENV.items()
@@ -204,19 +229,29 @@ def start_ray(options: RayOptions) -> bool:
     import ray
 
     if ray.is_initialized():
-        return False
+        yield
+        return
     settings: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
         "logging_level": logging.WARNING,
     }
+    scratch = None
+    if not options.address:
+        settings["_node_ip_address"] = "127.0.0.1"
+        scratch = _session_dir()
+        if scratch is not None:
+            settings["_temp_dir"] = str(scratch)
     ours = signal.getsignal(signal.SIGTERM)
-    if options.address:
+    try:
         ray.init(address=options.address, **settings)
-    else:
-        ray.init(_node_ip_address="127.0.0.1", **settings)
-    signal.signal(signal.SIGTERM, ours)  # ray.init installs its own: exit 143, one line
-    return True
+        signal.signal(signal.SIGTERM, ours)  # ray.init installs its own: exit 143, one line
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, ours)
+        ray.shutdown()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _prepared_files(source: InputFiles, parts: int, wanted: pl.Series | None) -> Any:
@@ -311,10 +346,14 @@ class RayEngine:
     def _records(self, job: ScoreJob, sink: DirectorySink) -> list[dict[str, Any]]:
         """Every part's record, from a pool of PartScorer actors."""
         options = self.options
-        started = start_ray(options)
+        with ray_session(options):
+            return self._scored_parts(job, sink)
+
+    def _scored_parts(self, job: ScoreJob, sink: DirectorySink) -> list[dict[str, Any]]:
         import ray
         import ray.data
 
+        options = self.options
         try:
             ray.data.DataContext.get_current().enable_progress_bars = False
             cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -344,9 +383,6 @@ class RayEngine:
             if cause is not None:
                 raise cause from None
             raise
-        finally:
-            if started:
-                ray.shutdown()
 
 
 def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
