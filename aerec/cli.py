@@ -23,7 +23,14 @@ from aerec.clikit import (
     setup_logging,
     verbose_option,
 )
-from aerec.contracts import RECS_META, RETAIN_MINUTES, SCORE_MEANINGS
+from aerec.contracts import (
+    CHECKPOINT_CONFIG,
+    CURRENT_LINK,
+    RECS_META,
+    RETAIN_MINUTES,
+    SCORE_MEANINGS,
+    TABLE_DIR,
+)
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
 from aerec.data.layouts import names_help
 from aerec.data.readers import read_movies, read_ratings
@@ -33,6 +40,7 @@ from aerec.data.synth import SynthConfig, write_synthetic
 from aerec.errors import file_error, require
 from aerec.score.engines import engine_options
 from aerec.score.job import Engine, Gates, ScoreRequest
+from aerec.train.presets import PRESETS
 
 
 @click.group(name="aerec")
@@ -73,10 +81,15 @@ def describe(ratings: str, spec: str | None, seed: int, as_json: bool) -> None:
 
 
 @group.command()
-@click.option("--users", required=True, type=click.IntRange(min=1))
-@click.option("--items", required=True, type=click.IntRange(min=1))
-@click.option("--ratings", required=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--users", required=True, type=click.IntRange(min=1), help="Users to generate.")
+@click.option("--items", required=True, type=click.IntRange(min=1), help="Items to generate.")
+@click.option(
+    "--ratings",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Ratings to generate (at most users x items).",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the generator.")
 @click.option("--half-stars", is_flag=True, help="Ratings in 0.5 steps, as in ml-latest.")
 @click.option(
     "--out",
@@ -95,7 +108,12 @@ def synth(users: int, items: int, ratings: int, seed: int, half_stars: bool, out
 
 @group.command()
 @click.argument("name", type=click.Choice(sorted(RELEASES)))
-@click.option("--dest", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to unpack into (the release lands in DEST/NAME).",
+)
 @click.option("--base-url", default=GROUPLENS_URL, show_default=True, help="Mirror to use.")
 def fetch(name: str, dest: str, base_url: str) -> None:
     """Download a MovieLens release, verify its checksum and unpack it."""
@@ -103,22 +121,47 @@ def fetch(name: str, dest: str, base_url: str) -> None:
 
 
 @group.command()
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Checkpoint directory written by train-model.",
+)
 @ratings_option
-@click.option("--split", "spec", required=True, help="The split the model was trained on.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--split",
+    "spec",
+    help="The split the model was trained on (default: the one its config.json records).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    help="Seed of a random split (default: the one its config.json records).",
+)
+@click.option(
+    "--k", default=10, show_default=True, type=click.IntRange(min=1), help="Top-k cut-off."
+)
 @click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(
-    checkpoint: str, ratings: str, spec: str, seed: int, k: int, no_baselines: bool, as_json: bool
+    checkpoint: str,
+    ratings: str,
+    spec: str | None,
+    seed: int | None,
+    k: int,
+    no_baselines: bool,
+    as_json: bool,
 ) -> None:
     """Rating and top-k metrics of a checkpoint and the baselines on a held-out split."""
     require("torch", "train")
     from aerec.train.pipeline import evaluate_checkpoint, format_metrics
 
     metrics = evaluate_checkpoint(checkpoint, ratings, spec, seed, k, not no_baselines)
-    click.echo(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics, k))
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    config = json.loads((Path(checkpoint) / CHECKPOINT_CONFIG).read_text(encoding="utf-8"))
+    click.echo(format_metrics(metrics, k, str(config.get("preset", "model"))))
 
 
 @group.command()
@@ -130,7 +173,7 @@ def evaluate(
     type=click.Path(dir_okay=False),
     help="u.item, movies.dat or movies.csv",
 )
-@click.option("--user", required=True, type=int)
+@click.option("--user", required=True, type=int, help="The user id to recommend for.")
 @click.option("--k", type=click.IntRange(min=1), help="How many (at most the model's k).")
 @device_option
 def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, device: str) -> None:
@@ -228,15 +271,33 @@ def nightly(
     help="Holds versions/, the current link (model.onnx and checkpoint/ through it) and "
     "candidates/.",
 )
-@click.option("--split", default="user-temporal:0.2", show_default=True)
-@click.option("--preset", default="default", show_default=True)
+@click.option(
+    "--split",
+    default="user-temporal:0.2",
+    show_default=True,
+    help="How the candidate is trained and judged: its train side trains it, its held-out "
+    "side is the gate's slice (random:F, temporal:Q, user-temporal:F, files:TRAIN,TEST).",
+)
+@click.option(
+    "--preset",
+    default="default",
+    show_default=True,
+    type=click.Choice(sorted(PRESETS)),
+    help="The candidate's model and optimiser preset.",
+)
 @click.option(
     "--tolerance",
     type=float,
     help="How much lower the candidate's held-out NDCG@k may be and still be promoted "
     "(default: 2 standard errors of the paired difference).",
 )
-@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows per user of the exported model, and the gate's NDCG cut-off.",
+)
 @click.option(
     "--keep",
     default=3,
@@ -282,8 +343,26 @@ def retrain(
     click.echo(json.dumps(outcome, indent=2))
 
 
+def table_files(recs: Path) -> list[Path]:
+    """The Parquet files of the table at `recs`: the file itself, a partitioned table's
+    parts, or those of a published directory's current run."""
+    if not recs.is_dir():
+        return [recs]
+    folder = recs / CURRENT_LINK if (recs / CURRENT_LINK).is_symlink() else recs
+    parts = sorted((folder / TABLE_DIR).glob("*.parquet"))
+    if not parts:
+        raise file_error(recs, f"a directory without a table ({TABLE_DIR}/*.parquet)")
+    return parts
+
+
 @group.command("show-recs")
-@click.option("--recs", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--recs",
+    required=True,
+    type=click.Path(),
+    help="A recs table: a Parquet file, a partitioned table's directory (its recs/ parts), "
+    "or an aerec nightly --out-dir (its current run).",
+)
 @click.option("--movies", type=click.Path(dir_okay=False), help="u.item, movies.dat or .csv")
 @click.option(
     "--users",
@@ -294,8 +373,9 @@ def retrain(
 )
 def show_recs(recs: str, movies: str | None, users: int) -> None:
     """Print a readable sample of a recommendations table."""
+    files = table_files(Path(recs))
     try:
-        table = pl.read_parquet(recs)
+        table = pl.read_parquet(files).sort("user_id", "rank")
     except (OSError, pl.exceptions.PolarsError) as error:
         raise file_error(recs, f"cannot read ({str(error).splitlines()[0]})") from None
     shown = table["user_id"].unique(maintain_order=True).head(users).implode()
@@ -312,7 +392,7 @@ def show_recs(recs: str, movies: str | None, users: int) -> None:
             )
         sample = sample.join(titles, on="item_id", how="left").sort("user_id", "rank")
     click.echo(f"{recs}: {table.height:,} rows for {table['user_id'].n_unique():,} users")
-    score = pl.read_parquet_metadata(recs).get(RECS_META["score"])
+    score = pl.read_parquet_metadata(files[0]).get(RECS_META["score"])
     click.echo(f"score: {SCORE_MEANINGS.get(score or '', 'not recorded (an older table)')}")
     for (user,), rows in sample.group_by("user_id", maintain_order=True):
         click.echo(f"\nuser {user}:")

@@ -42,6 +42,12 @@ ratings_option = click.option(
     "--ratings",
     required=True,
     type=click.Path(),
+    help=f"Ratings file, its layout detected: {layouts_help()}.",
+)
+scored_ratings_option = click.option(
+    "--ratings",
+    required=True,
+    type=click.Path(),
     help=f"Ratings file, its layout detected: {layouts_help()} (--engine ray: Parquet, "
     "a file or a directory of parts).",
 )

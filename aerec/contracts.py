@@ -204,7 +204,8 @@ def is_run_stamp(name: str) -> bool:
 
 
 class InputRecord(TypedDict):
-    path: str
+    path: str  # as given
+    resolved: str  # absolute, symlinks followed
     sha256: str
 
 

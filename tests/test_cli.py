@@ -222,3 +222,56 @@ def test_every_bad_input_is_exit_2_with_one_short_line(
         assert not any("Usage:" in line for line in lines), case
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "foreign").iterdir()) == ["notes.txt"]
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    import click
+
+    from aerec.cli import group
+
+    def options(command: click.Command, name: str) -> list[str]:
+        if isinstance(command, click.Group):
+            return [o for n, c in command.commands.items() for o in options(c, f"{name} {n}")]
+        return [
+            f"{name} {param.opts[0]}"
+            for param in command.params
+            if isinstance(param, click.Option) and not param.hidden and not param.help
+        ]
+
+    assert options(group, "aerec") == []
+
+
+def test_the_ray_note_is_only_where_the_engine_is() -> None:
+    for command, has_engine in (("score-all", True), ("train-model", False), ("retrain", False)):
+        result = run_aerec(command, "--help")
+        assert ("--engine ray" in result.stdout) is has_engine, command
+
+
+def test_show_recs_reads_partitioned_and_published_tables(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from conftest import nightly_run, score_table
+
+    manifest = score_table(tiny_model, tiny_data[0], tmp_path / "parts", parts=3, device="cpu")
+    nightly_run(tiny_model, tiny_data[0], tmp_path / "nightly", device="cpu")
+    for recs in (tmp_path / "parts", tmp_path / "nightly"):
+        result = run_aerec("show-recs", "--recs", str(recs), "--users", "2")
+        assert result.returncode == 0, result.stderr
+        assert f"{manifest['rows']:,} rows for {manifest['users']:,} users" in result.stdout
+        assert result.stdout.count("\nuser ") == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_aerec("show-recs", "--recs", str(empty))
+    assert result.returncode == 2 and "a directory without a table" in result.stderr
+
+
+def test_evaluate_reads_the_split_from_the_checkpoint(
+    tiny_checkpoint: Path, tiny_data: tuple[Path, Path]
+) -> None:
+    from aerec.train.pipeline import evaluate_checkpoint
+
+    recorded = evaluate_checkpoint(tiny_checkpoint, tiny_data[0], baselines=False)
+    given = evaluate_checkpoint(
+        tiny_checkpoint, tiny_data[0], "user-temporal:0.2", seed=1, baselines=False
+    )
+    assert recorded == given

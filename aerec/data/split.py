@@ -31,7 +31,7 @@ class SplitSpec:
         kind, _, arg = spec.partition(":")
         if kind not in SPLIT_KINDS or not arg:
             raise InputError(
-                f"split {spec!r}: expected random:F, temporal:Q, user-temporal:F or files:A,B"
+                f"split {spec!r}: expected random:F, temporal:Q, user-temporal:F, files:A,B or none"
             )
         if kind == "files":
             names = arg.split(",")

@@ -41,6 +41,7 @@ from aerec.contracts import (
     MODEL_NAMES,
     OWNED_MODELS,
     VERSIONS_DIR,
+    Validation,
     run_stamp,
 )
 from aerec.data.readers import read_ratings
@@ -158,7 +159,8 @@ def retrain(
         if options.refit:
             with _removed_on_failure(candidate):  # a stopped refit is not promoted, nor kept
                 everything = load_split(ratings, NO_SPLIT, options.seed, frame)
-                outcome["refit"] = _refit(ratings, everything, candidate, options)
+                chosen = metrics["validation"]
+                outcome["refit"] = _refit(ratings, everything, candidate, options, chosen)
         version = promote(candidate, model_dir)
         outcome.update(promoted=True, version=version.name)
         log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
@@ -227,12 +229,17 @@ def _gated_model(version: Path) -> Path:
 
 
 def _refit(
-    ratings: str | Path, everything: Split, candidate: Path, options: RetrainOptions
+    ratings: str | Path,
+    everything: Split,
+    candidate: Path,
+    options: RetrainOptions,
+    chosen: Validation,
 ) -> dict[str, Any]:
-    """Replace the candidate's checkpoint and model by the same preset refit on every
-    rating (`everything`, inside candidates/, which nobody reads)."""
+    """Replace the candidate's checkpoint and model by the same preset trained once on
+    every rating (`everything`) for the epochs the candidate's validation kept (`chosen`),
+    inside candidates/, which nobody reads."""
     refit_dir = candidate / f"{CHECKPOINT_DIR}.refit"
-    metrics = train_on(everything, ratings, refit_dir, _training(options))
+    metrics = train_on(everything, ratings, refit_dir, _training(options), chosen)
     export_onnx(refit_dir, candidate / f"{MODEL_FILE}.refit", options.k)
     shutil.rmtree(candidate / CHECKPOINT_DIR)
     refit_dir.rename(candidate / CHECKPOINT_DIR)

@@ -16,8 +16,8 @@ from aerec.clikit import (
     model_option,
     parts_option,
     progress,
-    ratings_option,
     run,
+    scored_ratings_option,
     setup_logging,
     verbose_option,
 )
@@ -38,7 +38,7 @@ def sink_for(out: str, parts: int | None, ratings: Path, engine: Engine) -> Recs
 
 @click.command("score-all")
 @model_option
-@ratings_option
+@scored_ratings_option
 @click.option(
     "--out",
     required=True,

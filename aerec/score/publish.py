@@ -43,7 +43,11 @@ def publish(
         **job.run,
         provider=scored.provider,
         **scored.records,
-        input=InputRecord(path=str(request.ratings), sha256=input_sha256()),
+        input=InputRecord(
+            path=str(request.ratings),
+            resolved=str(Path(request.ratings).resolve()),
+            sha256=input_sha256(),
+        ),
         **_counted(counts, request.ratings),
     )
     _check_coverage(sink.path, written, run)

@@ -31,9 +31,21 @@ from aerec.train.presets import PRESETS
     help="random:F, temporal:Q, user-temporal:F, files:TRAIN,TEST, or none (no test side: "
     "epochs chosen on a validation slice, then refit on every rating).",
 )
-@click.option("--preset", default="default", show_default=True, type=click.Choice(sorted(PRESETS)))
+@click.option(
+    "--preset",
+    default="default",
+    show_default=True,
+    type=click.Choice(sorted(PRESETS)),
+    help='Model and optimiser preset (README "Models").',
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the preset's epoch count.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the split, the validation slice and the weights.",
+)
 @device_option
 @click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
 @verbose_option
@@ -55,7 +67,7 @@ def command(
 
     options = TrainOptions(preset, epochs, seed, device, not no_baselines, progress)
     metrics = train_model(ratings, out, split, options)
-    click.echo(format_metrics(metrics))
+    click.echo(format_metrics(metrics, name=preset))
 
 
 def main() -> None:

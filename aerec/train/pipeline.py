@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from aerec.contracts import (
     CHECKPOINT_WEIGHTS,
     Metrics,
     Progress,
+    SideStats,
+    Validation,
 )
 from aerec.data.csr import CsrMatrix
 from aerec.data.idmap import IdMap
@@ -33,6 +37,7 @@ from aerec.train.evaluate import (
 from aerec.train.presets import PRESETS, Preset, check_preset
 from aerec.train.recommender import FitRecord, Recommender
 from aerec.train.registry import build_for_preset
+from aerec.train.trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -130,47 +135,98 @@ def train_model(
 
 
 def train_on(
-    data_split: Split, ratings: str | Path, out: str | Path, options: TrainOptions
+    data_split: Split,
+    ratings: str | Path,
+    out: str | Path,
+    options: TrainOptions,
+    selected: Validation | None = None,
 ) -> Metrics:
-    """train_model on a split already made (`ratings` names its source in config.json)."""
+    """train_model on a split already made (`ratings` names its source in config.json).
+
+    `selected`: the validation record of an earlier fit of the same preset (aerec
+    retrain's candidate); its kept epochs are reused, so the model is trained once, on the
+    whole train side, with no validation pass of its own.
+    """
     chosen = PRESETS[options.preset]
     stats = data_split.stats()
     log.info(
-        "split %s: train %s, test %s, dropped %s",
+        "split %s: train %s, test %s; %s test ratings dropped (users or items not in train)",
         data_split.spec,
-        stats["train"],
-        stats["test"],
-        stats["dropped"],
+        _side(stats["train"]),
+        _side(stats["test"]),
+        f"{stats['dropped']['total']:,}",
     )
     data, items = eval_data(data_split, options.seed, chosen.validation_fraction)
     train_config = replace(
         chosen.train, seed=options.seed, epochs=options.epochs or chosen.train.epochs
     )
-    model, fitted, refit_rows = fit_then_refit(
-        chosen, data, train_config, options.device, options.progress
-    )
-    refit = {"ratings": data.train.nnz, "epochs": fitted.validation["best_epoch"]}
-    if data_split.spec == NO_SPLIT:
-        rows = refit_rows
-        metrics: Metrics = {"split": stats, "refit": refit}
+    if selected is None:
+        model, fitted, refit_rows = fit_then_refit(
+            chosen, data, train_config, options.device, options.progress
+        )
+        selected, history, device = fitted.validation, fitted.history, fitted.device
+        warn_if_capped(selected["best_epoch"], train_config.epochs)
     else:
-        rows = fitted.history
+        model = build_for_preset(chosen, data.fit)
+        log.info(
+            "training on all %d ratings for the epochs %s", data.train.nnz, selected["best_epoch"]
+        )
+        refit_rows = model.refit(
+            data.train, train_config, selected["best_epoch"], options.device, options.progress
+        )
+        history, device = refit_rows, resolve_device(options.device)
+    refit = {"ratings": data.train.nnz, "epochs": selected["best_epoch"]}
+    if data_split.spec == NO_SPLIT:
+        metrics: Metrics = {"split": stats, "refit": refit}
+        history = refit_rows
+    else:
         metrics = evaluate_all(model, data, data_split, baselines=options.baselines)
         metrics["refit"] = refit
-    metrics["validation"] = fitted.validation
+    metrics["validation"] = selected
     config = {
         "preset": options.preset,
         "train": train_config.to_dict(),
         "split": data_split.spec,
         "seed": options.seed,
-        "device": fitted.device,
+        "device": device,
         "ratings": str(ratings),
     }
+    _save(out, model, items, data_split, config, metrics, history)
+    return metrics
+
+
+def _side(side: SideStats) -> str:
+    return f"{side['ratings']:,} ratings of {side['users']:,} users and {side['items']:,} items"
+
+
+def warn_if_capped(kept: Sequence[int], cap: int) -> None:
+    """Warn when validation kept an epoch within the last tenth of the epoch limit: the
+    model may still have been improving."""
+    near = [epoch for epoch in kept if epoch > cap - max(1, cap // 10)]
+    if near:
+        log.warning(
+            "kept epoch %s of at most %d: the epoch limit may be what stopped it; "
+            "a larger --epochs may do better",
+            ", ".join(map(str, near)),
+            cap,
+        )
+
+
+def _save(
+    out: str | Path,
+    model: Recommender,
+    items: IdMap,
+    data_split: Split,
+    config: dict[str, object],
+    metrics: Metrics,
+    history: list[dict[str, float]],
+) -> None:
+    """The checkpoint, with each item's training count and the per-epoch history."""
     trained_on = items.index(data_split.train["item_id"])
     counts = np.bincount(trained_on[trained_on >= 0], minlength=len(items))
-    history = io.StringIO()
-    pl.DataFrame(rows).write_csv(history)
-    save_checkpoint(out, model, items, config, metrics, history.getvalue(), counts)
+    rows = io.StringIO()
+    pl.DataFrame(history).write_csv(rows)
+    save_checkpoint(out, model, items, config, metrics, rows.getvalue(), counts)
     test = metrics.get("test", {})
     log.info(
         "test: %s; checkpoint in %s",
@@ -178,19 +234,26 @@ def train_on(
         or "none (--split none)",
         out,
     )
-    return metrics
 
 
 def evaluate_checkpoint(
     checkpoint: str | Path,
     ratings: str | Path,
-    split: str,
-    seed: int = 0,
+    split: str | None = None,
+    seed: int | None = None,
     k: int = 10,
     baselines: bool = True,
 ) -> Metrics:
-    """Evaluate a saved model on a split whose train side has the model's item table."""
+    """Evaluate a saved model on a split whose train side has the model's item table
+    (`split`, `seed` None: those its config.json records)."""
     loaded = load_checkpoint(checkpoint)
+    split = split or str(loaded.config.get("split") or "")
+    if not split or split == NO_SPLIT:
+        raise InputError(
+            f"{checkpoint}: trained with no test side (--split {split or 'unknown'}); "
+            "give --split with the held-out ratings to evaluate on"
+        )
+    seed = int(loaded.config.get("seed", 0)) if seed is None else seed
     data_split = load_split(ratings, split, seed)
     preset = PRESETS.get(str(loaded.config.get("preset")))
     # The same validation slice as in training, so the baselines are tuned alike.
@@ -215,9 +278,19 @@ TABLE_COLUMNS = (
 )
 
 
-def format_metrics(metrics: Metrics, k: int = 10) -> str:
-    """The model and baselines as an aligned text table (or, for a model refit on every
-    rating, its validation and refit records)."""
+COLUMN_LEGEND = (
+    "rmse, mae: error of the predicted ratings on the test side's ratings (rating models "
+    "only); precision@{k}, recall@{k}, ndcg@{k}: how the held-out positives (ratings at "
+    "the positive threshold or above) rank among each test user's unrated items; "
+    "coverage@{k}: share of the catalogue in anyone's top {k}; mean_popularity@{k}: mean "
+    "training count of the recommended items"
+)
+
+
+def format_metrics(metrics: Metrics, k: int = 10, name: str = "model") -> str:
+    """The model (its row named `name`, e.g. its preset) and the baselines as an aligned
+    text table with a legend (or, for a model refit on every rating, its validation and
+    refit records)."""
     if "test" not in metrics:
         chosen, refit = metrics["validation"], metrics["refit"]
         return (
@@ -225,17 +298,27 @@ def format_metrics(metrics: Metrics, k: int = 10) -> str:
             f"validation slice at epochs {chosen['best_epoch']}; refit on all "
             f"{refit['ratings']:,} ratings for those epochs"
         )
-    rows = {"model": metrics["test"], **metrics.get("baselines", {})}
+    rows = {name: metrics["test"], **metrics.get("baselines", {})}
     names = [c.format(k=k) for c in TABLE_COLUMNS]
-    lines = [f"{'':<12}" + "".join(f"{n:>20}" for n in names)]
+    width = max(12, *(len(label) + 2 for label in rows))
+    lines = [f"{'':<{width}}" + "".join(f"{n:>20}" for n in names)]
     for label, values in rows.items():
         cells = [values.get(n) for n in names]
         lines.append(
-            f"{label:<12}" + "".join(f"{'-':>20}" if v is None else f"{v:>20.4f}" for v in cells)
+            f"{label:<{width}}"
+            + "".join(f"{'-':>20}" if v is None else f"{v:>20.4f}" for v in cells)
         )
+    test = metrics.get("split", {}).get("test", {})
+    notes = [
+        f"On the test side of split {metrics.get('split', {}).get('spec', '?')} "
+        f"({test.get('ratings', 0):,} ratings of {test.get('users', 0):,} users). "
+        + COLUMN_LEGEND.format(k=k)
+        + "."
+    ]
     leak = metrics.get(f"leaky_seed_topk_accuracy@{k}")
     if leak is not None:
-        lines.append(
-            f"(leaky) second seed's top-{k} accuracy, test ratings fed as input: {leak:.4f}"
+        notes.append(
+            f"For comparison with the second seed only, its top-{k} accuracy: {leak:.4f}. It "
+            "feeds the test ratings in as input, so it measures copying, not recommending."
         )
-    return "\n".join(lines)
+    return "\n".join(lines + [textwrap.fill(note, 100) for note in notes])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,3 +248,27 @@ def test_ratings_with_shuffled_item_ids_are_not_trained_on(
     with pytest.raises(InputError, match=r"do not look like the data the model was trained on"):
         run_retrain(shuffled, model_dir)  # refused before anything is trained
     assert sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*")) == before
+
+
+def test_the_refit_reuses_the_candidates_epochs(
+    tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three training passes: the candidate's selection on its validation slice, its refit
+    on the split's train side, and the promoted model trained once on every rating for the
+    epochs the candidate kept (no second selection)."""
+    from aerec.train.kinds import autoencoder
+
+    calls: list[tuple[int, bool, int]] = []
+    real = autoencoder.train_network
+
+    def counted(model: Any, rows: Any, validation: Any, config: Any, *rest: Any) -> Any:
+        calls.append((rows.nnz, validation is not None, config.epochs))
+        return real(model, rows, validation, config, *rest)
+
+    monkeypatch.setattr(autoencoder, "train_network", counted)
+    outcome = run_retrain(tiny_data[0], tmp_path / "model")
+    kept = outcome["validation"]["best_epoch"]  # type: ignore[index]
+    assert len(calls) == 3
+    assert [selecting for _, selecting, _ in calls] == [True, False, False]
+    assert calls[2] == (3000, False, kept[0])  # every rating, the candidate's epochs
+    assert outcome["refit"] == {"ratings": 3000, "epochs": kept}

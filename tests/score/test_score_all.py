@@ -311,3 +311,14 @@ def test_a_graph_that_ranks_rated_items_publishes_nothing(
     with pytest.raises(AerecError, match="ranked an item the user rated"):
         score_table(tiny_model, tiny_data[0], out, device="cpu")
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_the_manifest_names_the_input_as_given_and_resolved(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    link = tmp_path / "latest.csv"
+    link.symlink_to(tiny_data[0])
+    manifest = score_table(tiny_model, link, tmp_path / "recs.parquet", device="cpu")
+    assert manifest["input"]["path"] == str(link)
+    assert manifest["input"]["resolved"] == str(tiny_data[0].resolve())
+    assert manifest["input"]["sha256"] == file_sha256(tiny_data[0])

@@ -257,3 +257,33 @@ def test_split_none_refits_on_every_rating(tiny_data: tuple[Path, Path], tmp_pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("no test side (--split none): val_ndcg@10 ")
+
+
+def test_the_metrics_table_names_the_preset_and_explains_itself() -> None:
+    from aerec.train.pipeline import format_metrics
+
+    metrics = {
+        "test": {"rmse": None, "ndcg@10": 0.25},
+        "baselines": {"ease": {"ndcg@10": 0.2}},
+        "split": {"spec": "random:0.2", "test": {"ratings": 1234, "users": 56}},
+        "leaky_seed_topk_accuracy@10": 0.5,
+    }
+    table = format_metrics(metrics, 10, "autorec-blend").splitlines()
+    assert table[1].split()[:1] == ["autorec-blend"] and table[2].split()[0] == "ease"
+    text = " ".join(table)
+    assert "test side of split random:0.2 (1,234 ratings of 56 users)" in text
+    assert "coverage@10: share of the catalogue" in text
+    assert "measures copying, not recommending" in text
+    assert all(len(line) <= 160 for line in table)
+
+
+def test_a_kept_epoch_near_the_limit_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    from aerec.train.pipeline import warn_if_capped
+
+    warn_if_capped([139, 142], 150)
+    warn_if_capped([100], 150)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "kept epoch 139, 142 of at most 150: the epoch limit may be what stopped it; "
+        "a larger --epochs may do better"
+    ]

@@ -112,6 +112,8 @@ class RatingBlend(Recommender):
     ) -> list[dict[str, float]]:
         """Refit every part for its chosen epochs (epochs lists the parts' members in
         order); the blend weights stay those fitted on validation."""
+        if not self.network.weights.any():
+            raise ValueError("a blend is refit after its fit: its weights come from validation")
         history: list[dict[str, float]] = []
         start = 0
         for n, part in enumerate(self.parts):
