@@ -13,6 +13,7 @@ from aerec import __version__
 from aerec.clikit import (
     batch_size_option,
     device_option,
+    fallback_option,
     max_unknown_option,
     min_agreement_option,
     min_rows_option,
@@ -223,6 +224,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 @max_unknown_option
 @min_agreement_option
 @min_rows_option
+@fallback_option
 @parts_option
 @engine_options
 @click.option(
@@ -243,6 +245,7 @@ def nightly(
     max_unknown: float,
     min_agreement: float,
     min_rows_fraction: float,
+    no_fallback: bool,
     parts: int | None,
     engine: Engine,
     incremental: bool,
@@ -258,6 +261,7 @@ def nightly(
         batch_size=batch_size,
         device=device,
         gates=Gates(max_unknown, min_agreement, min_rows_fraction),
+        fallback=not no_fallback,
     )
     run_nightly(request, out_dir, engine, parts, Retention(keep, retain_minutes), incremental)
 

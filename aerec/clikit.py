@@ -88,6 +88,13 @@ batch_size_option = click.option(
     type=click.IntRange(1, MAX_BATCH_SIZE),
     help="Users scored together (memory grows with it).",
 )
+fallback_option = click.option(
+    "--no-fallback",
+    "no_fallback",
+    is_flag=True,
+    help="Give users without a rating of an item the model knows no rows, instead of the "
+    "model's most rated items (source 'popularity').",
+)
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 
 parts_option = click.option(

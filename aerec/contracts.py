@@ -92,7 +92,7 @@ def item_ids_digest(item_ids: np.ndarray) -> str:
 RECS_FILE = "recs.parquet"
 MANIFEST_FILE = "manifest.json"
 SUCCESS_FILE = "_SUCCESS"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the source column
 
 
 def table_sidecars(table: str) -> tuple[str, str]:
@@ -107,6 +107,13 @@ RECS_SCHEMA: dict[str, pl.DataType] = {
     "rank": pl.Int32(),
     "item_id": pl.Int64(),
     "score": pl.Float32(),
+    "source": pl.String(),  # a key of SOURCES
+}
+# What made a recs row (its `source`), and what its score then is.
+SOURCES = {
+    "model": "the model ranked it; score as the model's metadata says (aerec.score)",
+    "popularity": "the user has no rating of an item the model knows: the model's training "
+    "data's most rated items; score is the item's rating count there",
 }
 RECS_META = {
     "model_version": "aerec.model_version",
@@ -260,6 +267,7 @@ class Manifest(TypedDict, total=False):
     fingerprints: FingerprintsRecord  # a partitioned run that an incremental run can reuse
     users_read: int  # users with a rating of an item the model knows
     users_without_candidates: int  # of those, users who rated every item the model knows
+    users_fallback: int  # users without a known item given the popularity fallback
 
 
 class SideStats(TypedDict):

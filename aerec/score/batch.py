@@ -65,6 +65,7 @@ def topk_rows(
             "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), len(user_ids))[keep],
             "item_id": items.ravel()[keep],
             "score": scores.ravel()[keep],
+            "source": pl.repeat("model", int(keep.sum()), dtype=pl.String, eager=True),
         },
         schema=RECS_SCHEMA,
     )

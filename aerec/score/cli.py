@@ -10,6 +10,7 @@ import click
 from aerec.clikit import (
     batch_size_option,
     device_option,
+    fallback_option,
     max_unknown_option,
     min_agreement_option,
     min_rows_option,
@@ -58,6 +59,7 @@ def sink_for(out: str, parts: int | None, ratings: Path, engine: Engine) -> Recs
 @max_unknown_option
 @min_agreement_option
 @min_rows_option
+@fallback_option
 @parts_option
 @engine_options
 @verbose_option
@@ -72,6 +74,7 @@ def command(
     max_unknown: float,
     min_agreement: float,
     min_rows_fraction: float,
+    no_fallback: bool,
     parts: int | None,
     engine: Engine,
     verbose: bool,
@@ -86,6 +89,7 @@ def command(
         device=device,
         users=Path(users_file) if users_file is not None else None,
         gates=Gates(max_unknown, min_agreement, min_rows_fraction),
+        fallback=not no_fallback,
     )
     sink = sink_for(out, parts, request.ratings, engine)
     score_all(request, sink, engine, functools.partial(progress, unit="chunk"))

@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import (
+    SCHEMA_VERSION,
     TABLE_DIR,
     USERS_DIR,
     Manifest,
@@ -113,6 +114,7 @@ def reusable_manifest(directory: Path, model_version: str, k: int, parts: int) -
             "the model changed": manifest.get("model_version") != model_version,
             "k changed": manifest.get("k") != k,
             "the partitioning changed": manifest.get("partitioning", {}).get("parts") != parts,
+            "the table's schema changed": manifest.get("schema_version") != SCHEMA_VERSION,
             "the previous run has no fingerprints of this version": (
                 recorded.get("version") != FINGERPRINT_VERSION
             ),

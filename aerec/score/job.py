@@ -26,6 +26,7 @@ from aerec.contracts import (
 )
 from aerec.io.digest import InputFiles
 from aerec.io.sinks import RecsSink, Written, table_metadata
+from aerec.score.fallback import Popularity
 from aerec.score.session import ModelFile, ModelInfo
 from aerec.score.vectors import ReadCounts
 
@@ -54,6 +55,7 @@ class ScoreRequest:
     incremental_from: Path | None = None  # a partitioned run whose unchanged users to reuse
     fingerprints: bool = False  # write each user's fingerprint (a later incremental run)
     run_name: str | None = None  # the manifest's "run" (default: a fresh run stamp)
+    fallback: bool = True  # users without a known item get the popularity fallback
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ScoreJob:
     wanted: pl.Series | None  # the users to score (None: everyone)
     reuse: Reuse | None  # incremental: the run whose parts may be reused
     replaces: Path | None  # the manifest of the table the row gate compares with
+    fallback: Popularity | None = None  # the rows of users without a known item
     progress: Progress | None = None
 
     @property

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def in_background(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def in_background(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """Yield what `items` yields, produced up to `depth` ahead in a worker thread.
 
     An exception in the producer is raised here, at the point it would have been; if the

@@ -19,6 +19,7 @@ import polars as pl
 
 from aerec.contracts import RECS_SCHEMA, IncrementalRecord
 from aerec.score.batch import Scorer
+from aerec.score.fallback import Popularity
 from aerec.score.incremental import fingerprint_rows, subset
 from aerec.score.job import Reuse
 from aerec.score.scorer import score_users
@@ -49,13 +50,19 @@ def score_part(
     batch_size: int,
     k: int,
     fingerprints: bool,
+    fallback: Popularity | None = None,
 ) -> PartRows:
-    """Score the users of `vectors` that `previous` does not already hold unchanged."""
+    """Score the users of `vectors` that `previous` does not already hold unchanged; with
+    `fallback`, its rows for the users without a known item (never fingerprinted: they
+    are written afresh by every run)."""
     prints = fingerprint_rows(vectors) if fingerprints or previous is not None else None
+    cold = vectors.cold_users
     if previous is not None and prints is not None:
         changed = previous.changed(vectors.users.ids, prints["fingerprint"].to_numpy())
         vectors = subset(vectors, changed)
     rows = score_users(scorer, vectors, batch_size, k)
+    if fallback is not None and len(cold):
+        rows = pl.concat([rows, fallback.rows(cold)]).sort("user_id", "rank")
     return PartRows(rows, prints, vectors.users.ids)
 
 

@@ -15,6 +15,7 @@ from aerec.errors import InputError, file_error
 from aerec.io.digest import InputFiles
 from aerec.io.outputs import model_inputs
 from aerec.io.sinks import RecsSink
+from aerec.score.fallback import Popularity
 from aerec.score.incremental import reusable_manifest
 from aerec.score.job import Engine, Reuse, ScoreJob, ScoreRequest, stamped
 from aerec.score.memory import keep_large_buffers_out_of_the_heap
@@ -78,7 +79,7 @@ def score_all(
         raise
     finally:
         hashing.shutdown(wait=True, cancel_futures=True)
-    scored.counts.warn()
+    scored.counts.warn(job.fallback is not None)
     seconds = time.perf_counter() - started
     log.info(
         "scored %d users in %.1f s (%.0f users/s) on %s",
@@ -119,6 +120,7 @@ def plan(
         wanted=wanted,
         reuse=_reusable(request, info.version, k, sink.parts),
         replaces=request.replaces or replaced,
+        fallback=Popularity.of(info, k) if request.fallback else None,
         progress=progress,
     )
 

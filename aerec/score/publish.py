@@ -49,6 +49,7 @@ def publish(
             sha256=input_sha256(),
         ),
         **_counted(counts, request.ratings),
+        users_fallback=counts.users_without_known_items if job.fallback is not None else 0,
     )
     _check_coverage(sink.path, written, run)
     _check_rows(sink.path, written, job.request.gates.min_rows_fraction, job.replaces)
@@ -77,8 +78,9 @@ def _counted(counts: ReadCounts, ratings: Path) -> Manifest:
 
 
 def _check_coverage(out: Path, written: Written, run: Manifest) -> None:
-    """The table holds every user that was read with an item left to recommend."""
-    expected = run["users_read"] - run["users_without_candidates"]
+    """The table holds every user that was read with an item left to recommend, and
+    every user given the fallback."""
+    expected = run["users_read"] - run["users_without_candidates"] + run["users_fallback"]
     if written.users != expected:
         raise AerecError(
             f"{out}: the table holds {written.users} users but {expected} were read with "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ class UserVectors:
     ratings: CsrMatrix  # one row per user, columns in the model's item order
     unknown_item_ratings: int  # ratings of items the model does not know (dropped)
     users_without_known_items: int  # users all of whose ratings were dropped
+    cold_users: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # their ids
 
 
 @dataclass
@@ -90,15 +91,16 @@ class ReadCounts:
         if model_counts is not None and len(self.per_item) == len(model_counts):
             check_popularity(source, model_counts, self.per_item, min_agreement)
 
-    def warn(self) -> None:
+    def warn(self, fallback: bool) -> None:
         if self.unknown_item_ratings:
             log.warning(
                 "dropped %d ratings of items the model does not know", self.unknown_item_ratings
             )
         if self.users_without_known_items:
             log.warning(
-                "%d users have no rating of a known item and get no rows",
+                "%d users have no rating of a known item: %s",
                 self.users_without_known_items,
+                "they get the popularity fallback" if fallback else "they get no rows",
             )
 
 
@@ -112,9 +114,12 @@ def build_user_vectors(
     """
     columns = items.index(frame["item_id"])
     known = columns >= 0
-    all_users = frame["user_id"].n_unique()
     kept = frame.filter(pl.Series(known)) if not known.all() else frame
     users = IdMap.from_ids(kept["user_id"])
+    cold = np.empty(0, np.int64)
+    if not known.all():
+        every = frame["user_id"].unique().to_numpy().astype(np.int64)
+        cold = np.setdiff1d(every, users.ids)
     matrix = CsrMatrix.from_indices(
         users.index(kept["user_id"]),
         columns[known],
@@ -124,7 +129,7 @@ def build_user_vectors(
     )
     if matrix.has_duplicates():
         return build_user_vectors(drop_duplicate_pairs(Path(str(source)), frame), items, source)
-    return UserVectors(users, matrix, int((~known).sum()), all_users - len(users))
+    return UserVectors(users, matrix, int((~known).sum()), len(cold), cold)
 
 
 def _vectors_of(
@@ -133,7 +138,7 @@ def _vectors_of(
     counts: ReadCounts,
     wanted: pl.Series | None,
     source: object,
-) -> Iterator[UserVectors]:
+) -> Generator[UserVectors, None, None]:
     for frame in complete_users(frames):
         if wanted is not None:
             frame = frame.filter(pl.col("user_id").is_in(wanted.implode()))
@@ -141,7 +146,7 @@ def _vectors_of(
                 continue
         vectors = build_user_vectors(frame, items, source)
         counts.add(vectors)
-        if len(vectors.users):
+        if len(vectors.users) or len(vectors.cold_users):
             yield vectors
 
 
@@ -152,7 +157,7 @@ def stream_user_vectors(
     wanted: pl.Series | None = None,
     sort: bool = False,
     chunk_rows: int = CHUNK_ROWS,
-) -> Iterator[UserVectors]:
+) -> Generator[UserVectors, None, None]:
     """The vectors of whole users, a chunk at a time, read from the file in ascending user
     order: memory is bounded by the chunk. `sort` goes through an on-disk sort first
     (needed when the file is not sorted by user: reading it unsorted raises

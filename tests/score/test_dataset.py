@@ -223,7 +223,13 @@ def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
     con = duckdb.connect()
     described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
     types = {row[0]: row[1] for row in described}
-    assert types == {"user_id": "BIGINT", "rank": "INTEGER", "item_id": "BIGINT", "score": "FLOAT"}
+    assert types == {
+        "user_id": "BIGINT",
+        "rank": "INTEGER",
+        "item_id": "BIGINT",
+        "score": "FLOAT",
+        "source": "VARCHAR",
+    }
     rows, users, bad_rank, dupes = con.execute(f"""
         SELECT count(*), count(DISTINCT user_id),
                count(*) FILTER (WHERE rank < 1 OR rank > 5),
@@ -243,7 +249,7 @@ def test_downstream_duckdb_reads_the_contract(published: Path) -> None:
         ).fetchall()
     )
     assert meta["aerec.model_version"] == manifest["model_version"]
-    assert meta["aerec.schema_version"] == "1"
+    assert meta["aerec.schema_version"] == "2"
     assert meta["aerec.score"] == manifest["score"] == "logit"  # the default model's kind
 
 

@@ -167,6 +167,20 @@ def test_an_unreadable_previous_run_means_a_full_run_not_a_failure(
     assert latest["incremental"]["rescored_users"] == 0
 
 
+def test_a_previous_table_of_another_schema_is_not_reused(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Parts of schema version 1 (no source column) cannot be merged with version 2's."""
+    caplog.set_level("INFO", logger="aerec")
+    out = tmp_path / "recs"
+    first = nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    path = out / "runs" / first["run"] / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": "1"}))
+    second = nightly_run(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+    assert "incremental" not in second
+    assert "full run: the table's schema changed" in caplog.text
+
+
 def test_a_table_missing_users_is_never_published(
     tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,8 +60,8 @@ def assert_same_rows(single: Path, parts: Path) -> None:
     """The same users, ranks and items; scores within 1e-5."""
     want = pl.read_parquet(single)
     got = pl.read_parquet(parts / "recs" / "*.parquet").sort("user_id", "rank")
-    assert got.select("user_id", "rank", "item_id").equals(
-        want.select("user_id", "rank", "item_id")
+    assert got.select("user_id", "rank", "item_id", "source").equals(
+        want.select("user_id", "rank", "item_id", "source")
     )
     assert np.abs(got["score"].to_numpy() - want["score"].to_numpy()).max() <= 1e-5
 
@@ -306,3 +306,27 @@ def test_a_file_with_a_mistyped_column_is_named(
             tiny_model, ratings, tmp_path / "out", device="cpu", engine="ray", ray=ONE_ACTOR
         )
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_both_engines_give_the_popularity_fallback_alike(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two users who rated only items the model does not know get the same fallback rows
+    on both engines, counted alike."""
+    frame = pl.read_csv(tiny_data[0])
+    cold = pl.DataFrame(
+        {"userId": [5001, 5001, 5002], "movieId": [999991, 999992, 999993]}
+    ).with_columns(rating=pl.lit(4.0), timestamp=pl.lit(1))
+    ratings = tmp_path / "ratings.csv"
+    pl.concat([frame, cold.cast(frame.schema)]).write_csv(ratings)  # type: ignore[arg-type]
+    single = tmp_path / "single.parquet"
+    local = score_table(tiny_model, ratings, single, device="cpu")
+    out = tmp_path / "ray"
+    parquet = as_parquet(ratings, tmp_path / "ratings.parquet")
+    remote = score_table(
+        tiny_model, parquet, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
+    )
+    assert_same_rows(single, out)
+    assert local["users_fallback"] == remote["users_fallback"] == 2
+    table = pl.read_parquet(single)
+    assert set(table.filter(pl.col("source") == "popularity")["user_id"]) == {5001, 5002}

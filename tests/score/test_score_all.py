@@ -30,8 +30,15 @@ def test_schema_sort_and_ranks(published: tuple[Path, dict]) -> None:
     out, _ = published
     recs = pl.read_parquet(out)
     assert recs.schema == pl.Schema(
-        {"user_id": pl.Int64, "rank": pl.Int32, "item_id": pl.Int64, "score": pl.Float32}
+        {
+            "user_id": pl.Int64,
+            "rank": pl.Int32,
+            "item_id": pl.Int64,
+            "score": pl.Float32,
+            "source": pl.String,
+        }
     )
+    assert set(recs["source"]) == {"model"}  # every tiny user rates a known item
     assert recs.equals(recs.sort("user_id", "rank"))
     per_user = recs.group_by("user_id").agg(
         pl.col("rank"), pl.col("item_id").n_unique(), pl.col("score")
@@ -60,7 +67,7 @@ def test_metadata_manifest_and_success(published: tuple[Path, dict], tiny_model:
     _, info, _ = open_session(tiny_model, "cpu")
     assert meta["aerec.model_version"] == info.version
     assert meta["aerec.k"] == "5"
-    assert meta["aerec.schema_version"] == "1"
+    assert meta["aerec.schema_version"] == "2"
     assert "aerec.generated_at" in meta
     on_disk = json.loads((out.parent / "recs.manifest.json").read_text())
     assert on_disk == manifest
@@ -107,12 +114,42 @@ def test_unknown_items_and_users_filter(tiny_model: Path, tmp_path: Path) -> Non
         users=users,
         k=3,
         max_unknown=1.0,  # two of the three listed ratings are of unknown items
+        fallback=False,
     )
     recs = pl.read_parquet(tmp_path / "recs.parquet")
     assert set(recs["user_id"]) == {1}  # user 2 knows no item, user 3 is not listed
     assert recs.height == 3 and manifest["k"] == 3
     assert manifest["unknown_item_ratings"] == 2
     assert manifest["users_skipped"] == 1
+    assert manifest["users_fallback"] == 0
+
+
+def test_a_user_without_a_known_item_gets_the_popularity_fallback(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """User 2 rated only items the model does not know: the model's training data's three
+    most rated items, marked and counted; user 1 is scored by the model."""
+    import numpy as np
+
+    _, info, _ = open_session(tiny_model, "cpu")
+    assert info.item_counts is not None
+    ratings = tmp_path / "ratings.csv"
+    known = info.items.ids
+    ratings.write_text(
+        f"user_id,item_id,rating\n1,{known[0]},4\n2,999998,3\n2,999997,5\n3,{known[1]},2\n"
+    )
+    manifest = score_table(
+        tiny_model, ratings, tmp_path / "recs.parquet", device="cpu", k=3, max_unknown=1.0
+    )
+    recs = pl.read_parquet(tmp_path / "recs.parquet")
+    order = np.argsort(-info.item_counts, kind="stable")[:3]
+    fallback = recs.filter(pl.col("user_id") == 2)
+    assert fallback["item_id"].to_list() == known[order].tolist()
+    assert fallback["score"].to_list() == info.item_counts[order].astype(np.float32).tolist()
+    assert set(fallback["source"]) == {"popularity"} and fallback["rank"].to_list() == [1, 2, 3]
+    assert set(recs.filter(pl.col("user_id") != 2)["source"]) == {"model"}
+    assert (manifest["users_fallback"], manifest["users"]) == (1, 3)
+    assert recs.equals(recs.sort("user_id", "rank"))
 
 
 def test_failed_run_leaves_previous_output(

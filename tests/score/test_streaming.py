@@ -79,7 +79,13 @@ def test_unsorted_file_with_duplicates(
 def test_sink_writes_row_groups_as_rows_arrive(tmp_path: Path) -> None:
     sink = ParquetFileWriter(tmp_path / "t.parquet", {"aerec.k": "2"}, row_group_rows=4)
     for user in range(5):
-        rows = {"user_id": [user] * 2, "rank": [1, 2], "item_id": [7, 8], "score": [0.5, 0.25]}
+        rows = {
+            "user_id": [user] * 2,
+            "rank": [1, 2],
+            "item_id": [7, 8],
+            "score": [0.5, 0.25],
+            "source": ["model"] * 2,
+        }
         sink.write(pl.DataFrame(rows, schema=RECS_SCHEMA))
     assert sink.close() == Written(rows=10, users=5)
     parquet = pq.ParquetFile(tmp_path / "t.parquet")

@@ -5,8 +5,9 @@ users. A file not sorted by user is first sorted on disk (the stream restarts on
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,26 +67,45 @@ class LocalEngine:
             sink.abort()
             return self._score(job, sink, scorer, sort=True)
 
-    def _chunks(self, job: ScoreJob, counts: ReadCounts, sort: bool) -> Iterable[UserVectors]:
+    @contextlib.contextmanager
+    def _chunks(
+        self, job: ScoreJob, counts: ReadCounts, sort: bool
+    ) -> Iterator[Iterable[UserVectors]]:
+        """The stream of vectors, closed when the block ends however it ends, so the
+        reader thread stops and an on-disk sort's folder is removed before the error
+        reaches the CLI (a SIGTERM included), not at interpreter exit."""
         request = job.request
-        chunks: Iterable[UserVectors] = stream_user_vectors(
+        stream = stream_user_vectors(
             request.ratings, job.info.items, counts, job.wanted, sort, self.chunk_rows
         )
-        if self.overlap:
-            chunks = in_background(chunks)
-        if job.progress is not None:
-            chunks = job.progress(chunks, "scoring chunks", None)
-        return chunks
+        chunks = in_background(stream) if self.overlap else stream
+        try:
+            yield chunks if job.progress is None else job.progress(chunks, "scoring chunks", None)
+        finally:
+            chunks.close()
+            stream.close()
 
     def _score(self, job: ScoreJob, sink: RecsSink, scorer: BatchScorer, sort: bool) -> Scored:
         counts = ReadCounts()
-        chunks = self._chunks(job, counts, sort)
+        with self._chunks(job, counts, sort) as chunks:
+            return self._scored(job, sink, scorer, chunks, counts)
+
+    def _scored(
+        self,
+        job: ScoreJob,
+        sink: RecsSink,
+        scorer: BatchScorer,
+        chunks: Iterable[UserVectors],
+        counts: ReadCounts,
+    ) -> Scored:
         if isinstance(sink, DirectorySink) and job.writes_fingerprints:
             written, records = _score_reusing(job, sink, scorer, chunks)
             return Scored(written, counts, scorer.provider, records)
         rows = sink.open(job.run)
         for vectors in chunks:
-            part = score_part(scorer, vectors, None, job.request.batch_size, job.k, False)
+            part = score_part(
+                scorer, vectors, None, job.request.batch_size, job.k, False, job.fallback
+            )
             rows.write(part.rows)
         return Scored(rows.close(), counts, scorer.provider)
 
@@ -103,7 +123,7 @@ def _score_reusing(
     prints = PartitionedWriter(sink.users_dir, sink.parts, {}, users_file, FINGERPRINT_SCHEMA)
     rescored: list[np.ndarray] = [np.empty(0, np.int64)]
     for vectors in chunks:
-        part = score_part(scorer, vectors, reuse, job.request.batch_size, job.k, True)
+        part = score_part(scorer, vectors, reuse, job.request.batch_size, job.k, True, job.fallback)
         assert part.prints is not None
         prints.write(part.prints)
         rows.write(part.rows)
@@ -135,11 +155,13 @@ def _merge_parts(
     changed_users = pl.Series("user_id", changed, dtype=pl.Int64).implode()
     for bucket in range(sink.parts):
         present_file = sink.users_dir / users_file(bucket)
-        if not present_file.exists():
-            continue  # no user of this part in the ratings now
-        present = pl.read_parquet(present_file, columns=["user_id"])["user_id"]
         name = part_file(bucket, run_tag)
         fresh = sink.path / FRESH_DIR / name
+        if not present_file.exists() and not fresh.exists():
+            continue  # no user of this part in the ratings now
+        present = pl.Series("user_id", [], dtype=pl.Int64)
+        if present_file.exists():
+            present = pl.read_parquet(present_file, columns=["user_id"])["user_id"]
         rows = merged_part(
             previous.rows(bucket),
             present,

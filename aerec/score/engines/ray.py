@@ -47,6 +47,7 @@ from aerec.io.atomic import atomic_path
 from aerec.io.digest import InputFiles
 from aerec.io.scratch import remove_abandoned, scratch_dir
 from aerec.io.sinks import DirectorySink, RecsSink, write_file, written_parts
+from aerec.score.fallback import Popularity
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
     FINGERPRINT_VERSION,
@@ -100,6 +101,7 @@ class PartJob:
     source: str  # the ratings, as errors name them
     run_tag: str  # in every part file's name
     fingerprints: bool  # write each user's fingerprint (for a later incremental run)
+    fallback: Popularity | None = None  # the rows of users without a known item
     previous: Path | None = None  # a run whose parts to reuse
     previous_files: dict[int, Listed] | None = None  # its manifest's records, by bucket
 
@@ -127,14 +129,16 @@ class PartScorer:
         record: dict[str, Any] = {**_EMPTY, "provider": self.scorer.provider, "distrusted": ""}
         prints_record = _EMPTY
         rescored = 0
-        if len(vectors.users):
+        if len(vectors.users) or len(vectors.cold_users):
             before = None
             if job.previous is not None:
                 before = previous_part(job.previous, (job.previous_files or {}).get(bucket, _NONE))
                 record["distrusted"] = users_file(bucket) if before is None else ""
             fingerprints = job.fingerprints or job.previous is not None
-            part = score_part(self.scorer, vectors, before, job.batch_size, job.k, fingerprints)
-            if part.prints is not None:
+            part = score_part(
+                self.scorer, vectors, before, job.batch_size, job.k, fingerprints, job.fallback
+            )
+            if part.prints is not None and part.prints.height:
                 path = job.users_dir / users_file(bucket)
                 prints_record = _written(path, part.prints, {}, FINGERPRINT_SCHEMA)
             rows, rescored = part.rows, len(part.rescored)
@@ -145,7 +149,9 @@ class PartScorer:
             if rows.height:
                 path = job.table_dir / part_file(bucket, job.run_tag)
                 record.update(_written(path, rows, job.metadata, RECS_SCHEMA))
-        record.update(asdict(ReadCounts.of(vectors)), rescored_users=rescored)
+        read = asdict(ReadCounts.of(vectors))  # "read_" apart: ReadCounts has a `users` too
+        record.update({f"read_{key}": value for key, value in read.items()})
+        record["rescored_users"] = rescored
         record.update({f"prints_{key}": value for key, value in prints_record.items()})
         return {key: [value] for key, value in record.items()}
 
@@ -396,6 +402,7 @@ def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
         source=str(job.source.path),
         run_tag=job.run["run"],
         fingerprints=job.request.fingerprints,
+        fallback=job.fallback,
         previous=reuse.directory if reuse is not None else None,
         previous_files=listed_files(reuse.manifest) if reuse is not None else None,
     )
@@ -403,8 +410,9 @@ def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
 
 def _counts(record: dict[str, Any]) -> ReadCounts:
     """What one actor read."""
-    ints = {f.name: int(record[f.name]) for f in fields(ReadCounts) if f.name != "per_item"}
-    return ReadCounts(**ints, per_item=np.asarray(record["per_item"], dtype=np.int64))
+    names = [f.name for f in fields(ReadCounts) if f.name != "per_item"]
+    ints = {name: int(record[f"read_{name}"]) for name in names}
+    return ReadCounts(**ints, per_item=np.asarray(record["read_per_item"], dtype=np.int64))
 
 
 def _record(record: dict[str, Any], prefix: str = "") -> PartRecord:
