@@ -268,6 +268,7 @@ class Manifest(TypedDict, total=False):
     users_read: int  # users with a rating of an item the model knows
     users_without_candidates: int  # of those, users who rated every item the model knows
     users_fallback: int  # users without a known item given the popularity fallback
+    users_not_found: int  # --users only: listed users with no rating at all
 
 
 class SideStats(TypedDict):

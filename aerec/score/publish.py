@@ -12,6 +12,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import polars as pl
+
 from aerec.contracts import InputRecord, Manifest
 from aerec.errors import AerecError, InputError, file_error
 from aerec.io.sinks import RecsSink, Written
@@ -51,6 +54,8 @@ def publish(
         **_counted(counts, request.ratings),
         users_fallback=counts.users_without_known_items if job.fallback is not None else 0,
     )
+    if job.wanted is not None:
+        run["users_not_found"] = _not_found(job.wanted, counts, request.users)
     _check_coverage(sink.path, written, run)
     _check_rows(sink.path, written, job.request.gates.min_rows_fraction, job.replaces)
     manifest = Manifest(rows=written.rows, users=written.users, **run, **sink.listing(written))
@@ -75,6 +80,22 @@ def _counted(counts: ReadCounts, ratings: Path) -> Manifest:
         users_read=counts.users,
         users_without_candidates=counts.users_without_candidates,
     )
+
+
+def _not_found(wanted: pl.Series, counts: ReadCounts, listing: Path | None) -> int:
+    """How many listed users have no rating at all; the first few are logged."""
+    missing = np.setdiff1d(wanted.unique().to_numpy(), counts.seen_users)
+    if len(missing):
+        shown = ", ".join(str(int(user)) for user in missing[:5])
+        log.warning(
+            "%d of the %d users listed in %s have no rating: %s%s",
+            len(missing),
+            wanted.n_unique(),
+            listing,
+            shown,
+            ", ..." if len(missing) > 5 else "",
+        )
+    return len(missing)
 
 
 def _check_coverage(out: Path, written: Written, run: Manifest) -> None:

@@ -41,9 +41,11 @@ class ReadCounts:
     users_without_known_items: int = 0
     users_without_candidates: int = 0  # users who rated every item the model knows
     per_item: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # by column
+    # the ids of every user read (known items or not): kept only for a --users list
+    seen_users: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    def add(self, vectors: UserVectors) -> None:
-        self.add_counts(ReadCounts.of(vectors))
+    def add(self, vectors: UserVectors, listed: bool = False) -> None:
+        self.add_counts(ReadCounts.of(vectors, listed))
 
     def add_counts(self, other: ReadCounts) -> None:
         self.users += other.users
@@ -54,10 +56,15 @@ class ReadCounts:
         if len(self.per_item) < len(other.per_item):
             self.per_item = np.pad(self.per_item, (0, len(other.per_item) - len(self.per_item)))
         self.per_item[: len(other.per_item)] += other.per_item
+        if len(other.seen_users):
+            self.seen_users = np.concatenate([self.seen_users, other.seen_users])
 
     @staticmethod
-    def of(vectors: UserVectors) -> ReadCounts:
+    def of(vectors: UserVectors, listed: bool = False) -> ReadCounts:
+        """The counts of `vectors`; `listed` (a --users run) keeps their users' ids."""
+        seen = np.concatenate([vectors.users.ids, vectors.cold_users]) if listed else None
         return ReadCounts(
+            seen_users=np.zeros(0, np.int64) if seen is None else seen.astype(np.int64),
             users=len(vectors.users),
             ratings=vectors.ratings.nnz + vectors.unknown_item_ratings,
             unknown_item_ratings=vectors.unknown_item_ratings,
@@ -145,7 +152,7 @@ def _vectors_of(
             if frame.height == 0:
                 continue
         vectors = build_user_vectors(frame, items, source)
-        counts.add(vectors)
+        counts.add(vectors, listed=wanted is not None)
         if len(vectors.users) or len(vectors.cold_users):
             yield vectors
 

@@ -312,21 +312,25 @@ def test_both_engines_give_the_popularity_fallback_alike(
     cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
     """Two users who rated only items the model does not know get the same fallback rows
-    on both engines, counted alike."""
+    on both engines, counted alike, as is a listed user with no rating at all."""
     frame = pl.read_csv(tiny_data[0])
     cold = pl.DataFrame(
         {"userId": [5001, 5001, 5002], "movieId": [999991, 999992, 999993]}
     ).with_columns(rating=pl.lit(4.0), timestamp=pl.lit(1))
     ratings = tmp_path / "ratings.csv"
     pl.concat([frame, cold.cast(frame.schema)]).write_csv(ratings)  # type: ignore[arg-type]
+    listed = tmp_path / "users.txt"  # everyone, and one user with no rating at all
+    everyone = pl.read_csv(ratings)["userId"].unique().sort().to_list()
+    listed.write_text("\n".join(str(u) for u in [*everyone, 999999]))
     single = tmp_path / "single.parquet"
-    local = score_table(tiny_model, ratings, single, device="cpu")
+    local = score_table(tiny_model, ratings, single, device="cpu", users=listed)
     out = tmp_path / "ray"
     parquet = as_parquet(ratings, tmp_path / "ratings.parquet")
     remote = score_table(
-        tiny_model, parquet, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
+        tiny_model, parquet, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR, users=listed
     )
     assert_same_rows(single, out)
     assert local["users_fallback"] == remote["users_fallback"] == 2
+    assert local["users_not_found"] == remote["users_not_found"] == 1
     table = pl.read_parquet(single)
     assert set(table.filter(pl.col("source") == "popularity")["user_id"]) == {5001, 5002}

@@ -359,3 +359,17 @@ def test_the_manifest_names_the_input_as_given_and_resolved(
     assert manifest["input"]["path"] == str(link)
     assert manifest["input"]["resolved"] == str(tiny_data[0].resolve())
     assert manifest["input"]["sha256"] == file_sha256(tiny_data[0])
+
+
+def test_listed_users_without_ratings_are_reported(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("1\n2\n777777\n888888\n2\n")
+    manifest = score_table(
+        tiny_model, tiny_data[0], tmp_path / "r.parquet", device="cpu", users=users
+    )
+    assert manifest["users_not_found"] == 2 and manifest["users"] == 2
+    assert f"2 of the 4 users listed in {users} have no rating: 777777, 888888" in caplog.text
+    everyone = score_table(tiny_model, tiny_data[0], tmp_path / "all.parquet", device="cpu")
+    assert "users_not_found" not in everyone  # only a --users run lists users

@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,7 @@ class PartJob:
     run_tag: str  # in every part file's name
     fingerprints: bool  # write each user's fingerprint (for a later incremental run)
     fallback: Popularity | None = None  # the rows of users without a known item
+    listed: bool = False  # a --users run: report its users' ids (for those not found)
     previous: Path | None = None  # a run whose parts to reuse
     previous_files: dict[int, Listed] | None = None  # its manifest's records, by bucket
 
@@ -149,7 +150,7 @@ class PartScorer:
             if rows.height:
                 path = job.table_dir / part_file(bucket, job.run_tag)
                 record.update(_written(path, rows, job.metadata, RECS_SCHEMA))
-        read = asdict(ReadCounts.of(vectors))  # "read_" apart: ReadCounts has a `users` too
+        read = asdict(ReadCounts.of(vectors, job.listed))  # "read_": ReadCounts has `users`
         record.update({f"read_{key}": value for key, value in read.items()})
         record["rescored_users"] = rescored
         record.update({f"prints_{key}": value for key, value in prints_record.items()})
@@ -403,6 +404,7 @@ def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
         run_tag=job.run["run"],
         fingerprints=job.request.fingerprints,
         fallback=job.fallback,
+        listed=job.wanted is not None,
         previous=reuse.directory if reuse is not None else None,
         previous_files=listed_files(reuse.manifest) if reuse is not None else None,
     )
@@ -410,9 +412,15 @@ def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
 
 def _counts(record: dict[str, Any]) -> ReadCounts:
     """What one actor read."""
-    names = [f.name for f in fields(ReadCounts) if f.name != "per_item"]
-    ints = {name: int(record[f"read_{name}"]) for name in names}
-    return ReadCounts(**ints, per_item=np.asarray(record["read_per_item"], dtype=np.int64))
+    return ReadCounts(
+        users=int(record["read_users"]),
+        ratings=int(record["read_ratings"]),
+        unknown_item_ratings=int(record["read_unknown_item_ratings"]),
+        users_without_known_items=int(record["read_users_without_known_items"]),
+        users_without_candidates=int(record["read_users_without_candidates"]),
+        per_item=np.asarray(record["read_per_item"], dtype=np.int64),
+        seen_users=np.asarray(record["read_seen_users"], dtype=np.int64),
+    )
 
 
 def _record(record: dict[str, Any], prefix: str = "") -> PartRecord:
