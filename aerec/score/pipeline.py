@@ -79,13 +79,14 @@ def score_all(
         raise
     finally:
         hashing.shutdown(wait=True, cancel_futures=True)
-    scored.counts.warn(job.fallback is not None)
     seconds = time.perf_counter() - started
+    rescored = manifest.get("incremental", {}).get("rescored_users")
     log.info(
-        "scored %d users in %.1f s (%.0f users/s) on %s",
+        "read %d users in %.1f s (%.0f users/s)%s on %s",
         scored.counts.users,
         seconds,
         scored.counts.users / seconds,
+        "" if rescored is None else f", {rescored} of them rescored, the rest reused,",
         scored.provider,
     )
     return manifest

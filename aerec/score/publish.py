@@ -59,6 +59,7 @@ def publish(
     _check_coverage(sink.path, written, run)
     _check_rows(sink.path, written, job.request.gates.min_rows_fraction, job.replaces)
     manifest = Manifest(rows=written.rows, users=written.users, **run, **sink.listing(written))
+    counts.warn(job.fallback is not None)  # before the line that says it is published
     sink.seal(manifest)
     log.info(
         "published %s: %d rows for %d users%s",

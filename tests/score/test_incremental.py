@@ -201,3 +201,16 @@ def test_a_table_missing_users_is_never_published(
 def test_a_user_who_rated_every_item_is_counted_not_missing(tmp_path: Path) -> None:
     counts = ReadCounts.of(vectors([[(c, 4.0) for c in range(10)], [(1, 4.0)]]))
     assert (counts.users, counts.users_without_candidates) == (2, 1)
+
+
+def test_the_log_says_how_many_users_were_rescored(
+    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="aerec")
+    out = tmp_path / "recs"
+    nightly_run(tiny_model, tiny_data[0], out, device="cpu", parts=4, incremental=True)
+    caplog.clear()
+    again = nightly_run(tiny_model, tiny_data[0], out, device="cpu", incremental=True)
+    assert again["incremental"]["rescored_users"] == 0
+    assert f"read {again['users_read']} users in" in caplog.text
+    assert "0 of them rescored, the rest reused" in caplog.text
