@@ -115,7 +115,6 @@ class Scored:
 class Engine(Protocol):
     """Scores a job's users into a sink; never seals (the publish step does)."""
 
-    name: str
     parts_only: bool  # writes partitioned tables only (no single file)
 
     def check(self, source: InputFiles, sink: RecsSink) -> None:

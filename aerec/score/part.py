@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import polars as pl
 
-from aerec.contracts import RECS_SCHEMA, IncrementalRecord
+from aerec.contracts import RECS_SCHEMA, IncrementalRecord, Manifest
 from aerec.score.batch import Scorer
 from aerec.score.fallback import Popularity
 from aerec.score.incremental import fingerprint_rows, subset
-from aerec.score.job import Reuse
 from aerec.score.scorer import score_users
 from aerec.score.vectors import UserVectors
 
@@ -83,16 +83,17 @@ def merged_part(
     return pl.concat(frames).sort("user_id", "rank")
 
 
-def incremental_record(reuse: Reuse, rescored: int, distrusted: Sequence[str]) -> IncrementalRecord:
-    """The manifest's record of an incremental run, and its log lines."""
+def incremental_record(
+    previous: Path, manifest: Manifest, rescored: int, distrusted: Sequence[str]
+) -> IncrementalRecord:
+    """The manifest's record of an incremental run from the run in `previous` (its
+    `manifest`), and its log lines."""
     if distrusted:
         log.warning(
             "%d parts of %s failed the check against its manifest and were rescored in full: %s",
             len(distrusted),
-            reuse.directory,
+            previous,
             ", ".join(sorted(distrusted)[:5]),
         )
     log.info("incremental run: %d users rescored, the rest reused", rescored)
-    return IncrementalRecord(
-        from_run=reuse.manifest.get("run", reuse.directory.name), rescored_users=rescored
-    )
+    return IncrementalRecord(from_run=manifest.get("run", previous.name), rescored_users=rescored)

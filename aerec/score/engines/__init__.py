@@ -2,7 +2,7 @@
 builds its engine from them. Only the CLIs import this registry; the pipeline receives an
 engine instance (aerec.score.job.Engine).
 
-A new engine is one module here (a class with `check`, `parts_for` and `score`, its
+A new engine is one module here (a class with `parts_only`, `check`, `parts_for`, `score`, its
 OPTIONS and `from_options`) and one line in ENGINES.
 """
 

@@ -23,7 +23,6 @@ from aerec.io.sinks import (
     PartitionedWriter,
     RecsSink,
     Written,
-    table_metadata,
     write_file,
     written_parts,
 )
@@ -45,7 +44,6 @@ FRESH_DIR = ".fresh"  # an incremental run's rows of rescored users, before the 
 class LocalEngine:
     """Scores in this process, into one file or a partitioned directory."""
 
-    name = "local"
     parts_only = False
 
     def __init__(self, overlap: bool = True, chunk_rows: int = CHUNK_ROWS) -> None:
@@ -134,12 +132,14 @@ def _score_reusing(
             version=FINGERPRINT_VERSION, files=list(prints.close().parts)
         )
     )
-    if reuse is None or job.reuse is None:
+    if reuse is None:
         return written, records
     changed = np.sort(np.concatenate(rescored))
     distrusted = [users_file(bucket) for bucket in reuse.distrusted]
-    records["incremental"] = incremental_record(job.reuse, len(changed), distrusted)
-    return _merge_parts(sink, reuse, changed, tag, table_metadata(job.run)), records
+    records["incremental"] = incremental_record(
+        reuse.directory, reuse.manifest, len(changed), distrusted
+    )
+    return _merge_parts(sink, reuse, changed, tag, job.metadata), records
 
 
 def _merge_parts(

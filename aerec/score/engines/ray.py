@@ -292,7 +292,6 @@ class RayEngine:
     """Scores on a Ray cluster (an existing one, or a local one on loopback) into a
     partitioned table; the ratings are Parquet (a file or a directory of them)."""
 
-    name = "ray"
     parts_only = True
 
     def __init__(self, options: RayOptions | None = None) -> None:
@@ -346,7 +345,9 @@ class RayEngine:
         if job.reuse is not None:
             rescored = sum(int(record["rescored_users"]) for record in records)
             distrusted = [str(r["distrusted"]) for r in records if r["distrusted"]]
-            found["incremental"] = incremental_record(job.reuse, rescored, distrusted)
+            found["incremental"] = incremental_record(
+                job.reuse.directory, job.reuse.manifest, rescored, distrusted
+            )
         provider = str(records[0]["provider"]) if records else "none"
         return Scored(written_parts(parts), counts, provider, found)
 
