@@ -14,9 +14,9 @@ from aerec.clikit import (
     batch_size_option,
     device_option,
     fallback_option,
-    max_unknown_option,
+    gates_options,
+    metrics_file_option,
     min_agreement_option,
-    min_rows_option,
     model_option,
     parts_option,
     ratings_option,
@@ -27,9 +27,12 @@ from aerec.clikit import (
 from aerec.contracts import (
     CHECKPOINT_CONFIG,
     CURRENT_LINK,
+    EXIT_UNHEALTHY,
     RECS_META,
     RETAIN_MINUTES,
     SCORE_MEANINGS,
+    STALE_HOURS,
+    STALE_MODEL_HOURS,
     TABLE_DIR,
 )
 from aerec.data.fetch import GROUPLENS_URL, RELEASES, fetch_release
@@ -221,12 +224,11 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 )
 @batch_size_option
 @device_option
-@max_unknown_option
-@min_agreement_option
-@min_rows_option
+@gates_options
 @fallback_option
 @parts_option
 @engine_options
+@metrics_file_option
 @click.option(
     "--incremental",
     is_flag=True,
@@ -242,15 +244,15 @@ def nightly(
     retain_minutes: float,
     batch_size: int,
     device: str,
-    max_unknown: float,
-    min_agreement: float,
-    min_rows_fraction: float,
+    gates: Gates,
     no_fallback: bool,
     parts: int | None,
     engine: Engine,
+    metrics_file: str | None,
     incremental: bool,
 ) -> None:
     """Score under a lock into a dated run directory, then publish it atomically."""
+    from aerec.jobs.metrics import with_metrics
     from aerec.jobs.nightly import Retention
     from aerec.jobs.nightly import nightly as run_nightly
 
@@ -260,10 +262,15 @@ def nightly(
         k=k,
         batch_size=batch_size,
         device=device,
-        gates=Gates(max_unknown, min_agreement, min_rows_fraction),
+        gates=gates,
         fallback=not no_fallback,
     )
-    run_nightly(request, out_dir, engine, parts, Retention(keep, retain_minutes), incremental)
+    retention = Retention(keep, retain_minutes)
+    with_metrics(
+        _path(metrics_file),
+        "nightly",
+        lambda: run_nightly(request, out_dir, engine, parts, retention, incremental),
+    )
 
 
 @group.command()
@@ -316,6 +323,7 @@ def nightly(
 )
 @min_agreement_option
 @device_option
+@metrics_file_option
 def retrain(
     ratings: str,
     model_dir: str,
@@ -327,6 +335,7 @@ def retrain(
     no_refit: bool,
     min_agreement: float,
     device: str,
+    metrics_file: str | None,
 ) -> None:
     """Train and export a candidate model; promote it only if it passes the quality gate."""
     require("torch", "train")
@@ -343,8 +352,36 @@ def retrain(
         refit=not no_refit,
         min_agreement=min_agreement,
     )
-    outcome = run_retrain(ratings, model_dir, options)
+    from aerec.jobs.metrics import with_metrics
+
+    outcome = with_metrics(
+        _path(metrics_file), "retrain", lambda: run_retrain(ratings, model_dir, options)
+    )
     click.echo(json.dumps(outcome, indent=2))
+
+
+def _path(given: str | None) -> Path | None:
+    return None if given is None else Path(given)
+
+
+@group.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--max-age-hours",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"How old the current run may be (default {STALE_HOURS:g} h; a model "
+    f"directory's version: {STALE_MODEL_HOURS:g} h).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def status(directory: str, max_age_hours: float | None, as_json: bool) -> None:
+    """Say whether a published directory (aerec nightly) or a model directory (aerec
+    retrain) is healthy: exit 0 healthy, 1 stale, nothing current or last attempt failed."""
+    from aerec.jobs.status import directory_status, format_status
+
+    report = directory_status(Path(directory), max_age_hours)
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+    if not report["healthy"]:
+        raise click.exceptions.Exit(EXIT_UNHEALTHY)
 
 
 def table_files(recs: Path) -> list[Path]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
-from collections.abc import Iterable
-from typing import NoReturn, TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import fields
+from typing import Any, NoReturn, TypeVar
 
 import click
 from tqdm import tqdm
@@ -19,8 +21,11 @@ from aerec.contracts import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     MAX_BATCH_SIZE,
+    MAX_CHURN,
+    MAX_ITEM_SHARE,
     MAX_PARTS,
     MAX_UNKNOWN_SHARE,
+    MIN_COVERAGE_RATIO,
     MIN_POPULARITY_AGREEMENT,
     MIN_ROWS_FRACTION,
 )
@@ -57,14 +62,15 @@ model_option = click.option(
     type=click.Path(dir_okay=False),
     help="ONNX scoring model written by export-onnx.",
 )
-max_unknown_option = click.option(
-    "--max-unknown",
-    default=MAX_UNKNOWN_SHARE,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Refuse to publish when more ratings, or users, than this share are of items "
-    "the model does not know.",
-)
+
+
+def _share_option(flag: str, default: float, help: str) -> Callable[[Any], Any]:
+    """A gate's threshold: a share between 0 and 1."""
+    return click.option(
+        flag, default=default, show_default=True, type=click.FloatRange(0.0, 1.0), help=help
+    )
+
+
 min_agreement_option = click.option(
     "--min-popularity-agreement",
     "min_agreement",
@@ -74,13 +80,55 @@ min_agreement_option = click.option(
     help="Refuse ratings whose item popularity ranks unlike the model's training data's "
     "(Spearman over the items both rated below this; -1 turns the check off).",
 )
-min_rows_option = click.option(
-    "--min-rows-fraction",
-    default=MIN_ROWS_FRACTION,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Refuse to publish a table with fewer rows than this share of the published one.",
+_GATE_OPTIONS = (
+    _share_option(
+        "--max-unknown",
+        MAX_UNKNOWN_SHARE,
+        "Refuse to publish when more ratings, or users, than this share are of items the "
+        "model does not know.",
+    ),
+    min_agreement_option,
+    _share_option(
+        "--min-rows-fraction",
+        MIN_ROWS_FRACTION,
+        "Refuse to publish a table with fewer rows than this share of the published one.",
+    ),
+    _share_option(
+        "--max-item-share",
+        MAX_ITEM_SHARE,
+        "Refuse a table whose most frequent item is in more than this share of the lists "
+        "(1 turns the check off).",
+    ),
+    _share_option(
+        "--min-coverage-ratio",
+        MIN_COVERAGE_RATIO,
+        "Refuse a table whose catalogue coverage is below this share of the published "
+        "table's (0 turns the check off).",
+    ),
+    _share_option(
+        "--max-churn",
+        MAX_CHURN,
+        "With the published table's model and k, refuse a table in which more than this "
+        "share of the users' lists changed (1 turns the check off).",
+    ),
 )
+
+
+def gates_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Every publish and health gate's option; the command receives them as `gates`."""
+
+    @functools.wraps(command)
+    def with_gates(**kwargs: Any) -> Any:
+        from aerec.score.job import Gates  # here: the training CLIs need no ONNX Runtime
+
+        gates = Gates(**{field.name: kwargs.pop(field.name) for field in fields(Gates)})
+        return command(gates=gates, **kwargs)
+
+    for option in reversed(_GATE_OPTIONS):
+        with_gates = option(with_gates)
+    return with_gates
+
+
 batch_size_option = click.option(
     "--batch-size",
     default=512,
@@ -94,6 +142,12 @@ fallback_option = click.option(
     is_flag=True,
     help="Give users without a rating of an item the model knows no rows, instead of the "
     "model's most rated items (source 'popularity').",
+)
+metrics_file_option = click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="Write this attempt's metrics here for Prometheus (node_exporter's textfile "
+    "collector: a *.prom file in its directory), replaced atomically.",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 
@@ -166,7 +220,8 @@ def run(command: click.Command) -> NoReturn:
         sys.exit(code)
 
     try:
-        command.main(standalone_mode=False)
+        code = command.main(standalone_mode=False)  # a click Exit(code) comes back as its code
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:
@@ -183,4 +238,3 @@ def run(command: click.Command) -> NoReturn:
     except Exception as error:  # an internal error: one line, the traceback in the log
         log.debug("internal error", exc_info=True)
         fail(f"internal error: {type(error).__name__}: {error}", EXIT_INTERNAL)
-    sys.exit(EXIT_OK)

@@ -23,6 +23,7 @@ EXIT_BAD_INPUT = 2
 EXIT_LOCKED = 75  # sysexits EX_TEMPFAIL: another run holds the lock, try later
 EXIT_TERMINATED = 143  # 128 + SIGTERM: stopped, temporary files removed, nothing published
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_UNHEALTHY = 1  # aerec status: stale, nothing current, or the last attempt failed
 
 # --- devices --------------------------------------------------------------------------
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,6 +36,20 @@ MIN_ROWS_FRACTION = 0.5  # refuse a table with fewer rows than this share of the
 MIN_POPULARITY_AGREEMENT = 0.3
 MIN_SHARED_ITEMS = 20  # fewer shared items than this: too few to judge, not checked
 MAX_BATCH_SIZE = 65_536  # users in one scoring batch (--batch-size)
+# health gates (README "Health figures"; bench/health_thresholds.py measured the choice)
+MAX_ITEM_SHARE = 0.8  # refuse a table whose most frequent item is in more of the lists
+MIN_COVERAGE_RATIO = 0.5  # refuse a catalogue coverage below this share of the published's
+MAX_CHURN = 0.5  # same model: refuse when more users' lists changed than this share
+HEALTH_MIN_USERS = 50  # the item-share gate judges tables of at least this many users
+# Every gate by its option's name (GateRefused.gate, the metrics' gate_refused label).
+GATES = (
+    "max_unknown",
+    "min_popularity_agreement",
+    "min_rows_fraction",
+    "max_item_share",
+    "min_coverage_ratio",
+    "max_churn",
+)
 
 # --- checkpoint directory (train-model --out) -----------------------------------------
 CHECKPOINT_WEIGHTS = "weights.pt"
@@ -95,11 +110,15 @@ SUCCESS_FILE = "_SUCCESS"
 SCHEMA_VERSION = "2"  # 2: the source column
 
 
-def table_sidecars(table: str) -> tuple[str, str]:
-    """A single-file table's own manifest and completion marker, named after it (so two
-    tables in one folder never share them): recs.parquet -> recs.manifest.json, recs._SUCCESS."""
+HEALTH_SAMPLE_FILE = "health.parquet"  # beside a manifest: the health figures' user sample
+
+
+def table_sidecars(table: str) -> tuple[str, str, str]:
+    """A single-file table's own manifest, completion marker and health sample, named after
+    it (so two tables in one folder never share them): recs.parquet -> recs.manifest.json,
+    recs._SUCCESS, recs.health.parquet."""
     stem = table.removesuffix(".parquet")
-    return f"{stem}.{MANIFEST_FILE}", f"{stem}.{SUCCESS_FILE}"
+    return f"{stem}.{MANIFEST_FILE}", f"{stem}.{SUCCESS_FILE}", f"{stem}.{HEALTH_SAMPLE_FILE}"
 
 
 RECS_SCHEMA: dict[str, pl.DataType] = {
@@ -115,6 +134,11 @@ SOURCES = {
     "popularity": "the user has no rating of an item the model knows: the model's training "
     "data's most rated items; score is the item's rating count there",
 }
+# The health figures' sample: every row of the users with the smallest splitmix64 hash of
+# their id (aerec.io.tally), at most this many users; exact figures below it.
+HEALTH_SAMPLE_USERS = 20_000
+HEALTH_SAMPLE_SCHEMA: dict[str, pl.DataType] = {"user_hash": pl.UInt64(), **RECS_SCHEMA}
+SCORE_QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)  # of the model's scores (source model)
 RECS_META = {
     "model_version": "aerec.model_version",
     "k": "aerec.k",
@@ -188,6 +212,10 @@ CURRENT_LINK = "current"
 RUNS_DIR = "runs"
 # Links an aerec before 0.2 kept in DIR (through `current`); removed at the first run now.
 LEGACY_LINKS = (RECS_FILE, MANIFEST_FILE, SUCCESS_FILE)
+ATTEMPTS_FILE = "attempts.jsonl"  # a job's last attempts, beside `current` (aerec status)
+MAX_ATTEMPTS = 50
+STALE_HOURS = 26.0  # aerec status: a published table older than this is stale
+STALE_MODEL_HOURS = 192.0  # aerec status: a model version older than this (8 days) is stale
 RETAIN_MINUTES = 60  # a superseded run is kept at least this long, for slow readers
 MODEL_FILE = "model.onnx"
 GATED_MODEL_FILE = (
@@ -243,6 +271,35 @@ class FingerprintsRecord(TypedDict):
     files: list[PartRecord]  # rows = users
 
 
+class ChurnRecord(TypedDict):
+    """The table against the one it replaces, over the users both samples hold."""
+
+    against: str  # the replaced table's run (or its generated_at)
+    same_model: bool  # both tables are of the same model version and k
+    users_compared: int  # users in both (every user in both when exact)
+    changed_share: float  # of those, the share whose set of k items changed
+    mean_jaccard: float  # mean Jaccard similarity of each user's old and new items
+    users_added: int  # users in this table only (estimated from the samples unless exact)
+    users_gone: int  # users in the replaced table only (likewise)
+    exact: bool  # both samples hold every user of their table
+
+
+class HealthRecord(TypedDict):
+    """manifest.json "health": figures of the whole table (README "Health figures")."""
+
+    catalogue_coverage: float  # share of the model's items in at least one list
+    top_item: int  # the item in the most lists
+    top_item_share: float  # the share of lists that hold it
+    top10_share: float  # the 10 most frequent items' share of all rows
+    gini: float  # Gini index of the items' exposure, over the whole catalogue
+    mean_popularity: float | None  # mean training rating count of a recommended item
+    score_quantiles: dict[str, float]  # p1..p99 of the model's scores (in the sample)
+    sample: str  # the sample's file, beside the manifest
+    sample_users: int
+    sample_exact: bool  # the sample holds every user: every figure is exact
+    churn: ChurnRecord | None  # None: no table replaced, or it has no sample
+
+
 class Manifest(TypedDict, total=False):
     """manifest.json beside a published table (README "manifest.json")."""
 
@@ -269,6 +326,17 @@ class Manifest(TypedDict, total=False):
     users_without_candidates: int  # of those, users who rated every item the model knows
     users_fallback: int  # users without a known item given the popularity fallback
     users_not_found: int  # --users only: listed users with no rating at all
+    health: HealthRecord
+
+
+class Attempt(TypedDict):
+    """One line of ATTEMPTS_FILE."""
+
+    started: float  # Unix time
+    finished: float
+    exit_code: int  # 0: published (README "Exit codes")
+    error: str  # the error's one line; "" when it published
+    details: dict[str, Any]  # the run, version or candidate it made
 
 
 class SideStats(TypedDict):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 
-from aerec.contracts import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_LOCKED, EXIT_TERMINATED
+from aerec.contracts import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_TERMINATED,
+)
 
 
 class AerecError(Exception):
@@ -19,6 +25,14 @@ class InputError(AerecError):
     exit_code = EXIT_BAD_INPUT
 
 
+class GateRefused(InputError):
+    """A publish or health gate refused the table: nothing published (exit code 2)."""
+
+    def __init__(self, gate: str, message: str) -> None:
+        super().__init__(message)
+        self.gate = gate  # a name in contracts.GATES
+
+
 class LockHeld(AerecError):
     """Another run holds the lock (exit code 75, EX_TEMPFAIL: try later)."""
 
@@ -31,6 +45,13 @@ class Terminated(BaseException):
     error reporting, say) takes it for a failure of its own."""
 
     exit_code = EXIT_TERMINATED
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code the CLI gives for this error."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return int(getattr(error, "exit_code", EXIT_INTERNAL))
 
 
 def file_error(path: object, problem: str, line: int | None = None) -> InputError:

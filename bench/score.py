@@ -14,6 +14,9 @@
 - scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
   each: peak RSS and seconds of each, their ratios, and the RSS sampled every second;
 - profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op;
+- health: the health figures' own work (the tally the writers keep as rows pass, and the
+  figures at publication) repeated on the ML-25M-shaped run's written table, fed in the
+  slices score-all writes, as a share of that run's score-all seconds;
 - precision: `export-onnx --precision int8` against fp32: NDCG@10 on ML-100K u1.test of the
   default model trained on u1.base, each graph's top 10 through the same metric code, and
   the share of each user's top 10 the two graphs agree on; the synthetic run also scores
@@ -337,6 +340,30 @@ def compare_with_dense(checkpoint: Path, ratings: Path, recs: Path) -> dict:
     }
 
 
+def health_cost(recs: Path, model: Path, rows_per_write: int = 65_000) -> float:
+    """Seconds of the health tally and figures over the table at `recs`, fed in slices of
+    about `rows_per_write` rows cut at user boundaries, as the writers see them."""
+    import polars as pl
+
+    from aerec.io.tally import Tally
+    from aerec.score.health import health_figures
+    from aerec.score.session import ModelFile, describe_model
+
+    table = pl.read_parquet(recs)
+    starts = np.flatnonzero(np.diff(table["user_id"].to_numpy(), prepend=-1) != 0)
+    users_per_write = rows_per_write // 10  # k = 10 rows a user
+    cuts = [*starts[users_per_write::users_per_write].tolist(), table.height]
+    info = describe_model(ModelFile.read(model))
+    started = time.perf_counter()
+    tally, begin = Tally(), 0
+    for end in cuts:
+        tally.observe(table.slice(begin, end - begin))
+        begin = end
+    users = table["user_id"].n_unique()
+    health_figures(tally, users, info.items, info.item_counts, "x", info.version, 10, None)
+    return time.perf_counter() - started
+
+
 def bench(
     name: str, ratings: Path, checkpoint: Path, model: Path, batch: int, chunk_rows: int
 ) -> dict:
@@ -422,6 +449,10 @@ def main() -> None:
         ratings, checkpoint, model = prepare_synthetic(work, *ML25M_SHAPE)
         synthetic = bench("synthetic", ratings, checkpoint, model, args.batch_size, args.chunk_rows)
         results["synthetic ML-25M shape"] = synthetic
+        health = health_cost(OUT / "synthetic-recs" / "recs.parquet", model)
+        synthetic["health_seconds"] = health
+        share = health / synthetic["score_all"]["seconds"]
+        print(f"synthetic ML-25M shape: health figures {health:.2f} s = {share:.1%} of score-all")
         int8 = model.with_name(model.stem + "-int8.onnx")
         out = str(OUT / "synthetic-int8-recs" / "recs.parquet")
         quantized = in_child(

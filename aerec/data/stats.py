@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import MIN_SHARED_ITEMS
-from aerec.errors import InputError
+from aerec.errors import GateRefused
 
 
 def _distribution(counts: pl.Series) -> dict[str, float]:
@@ -43,10 +43,11 @@ def check_popularity(
     (another data set whose ids overlap, shuffled ids): InputError naming the source."""
     agreement, shared = popularity_agreement(model_counts, data_counts)
     if shared >= MIN_SHARED_ITEMS and not agreement >= min_agreement:
-        raise InputError(
+        raise GateRefused(
+            "min_popularity_agreement",
             f"{source}: the ratings do not look like the data the model was trained on: "
             f"item popularity ranks alike at Spearman {agreement:.2f} over {shared:,} items "
-            f"(limit {min_agreement:.2f}, --min-popularity-agreement); nothing published"
+            f"(limit {min_agreement:.2f}, --min-popularity-agreement); nothing published",
         )
 
 

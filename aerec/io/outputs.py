@@ -79,7 +79,7 @@ def model_inputs(model: str | Path) -> list[Path]:
     return [model, inside] if (inside / CURRENT_LINK).is_symlink() else [model]
 
 
-def _marked_kind(directory: Path) -> str | None:
+def marked_kind(directory: Path) -> str | None:
     """The kind aerec's marker in `directory` names (None: no readable marker there)."""
     marker = directory / OWNER_MARKER
     if marker.is_symlink() or not marker.is_file():
@@ -105,7 +105,7 @@ def claim_directory(path: str | Path, kind: str, made_by_aerec: Callable[[Path],
         raise file_error(path, f"exists and is not a directory; expected an aerec {kind} one")
     if real.is_dir():
         names = sorted(entry.name for entry in real.iterdir())
-        marked = _marked_kind(real)
+        marked = marked_kind(real)
         if marked == kind:
             return path
         if marked is not None or (names and not made_by_aerec(real)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from aerec.contracts import (
+    HEALTH_SAMPLE_FILE,
     MANIFEST_FILE,
     RECS_META,
     RECS_SCHEMA,
@@ -39,6 +40,7 @@ from aerec.errors import file_error
 from aerec.io.atomic import AtomicGroup, atomic_group
 from aerec.io.digest import file_sha256
 from aerec.io.outputs import check_disjoint, check_output_dir, check_output_file
+from aerec.io.tally import Tally
 
 ROW_GROUP_ROWS = 500_000  # rows per Parquet row group (about 12 MB before compression)
 
@@ -48,6 +50,7 @@ class Written:
     rows: int
     users: int
     parts: tuple[PartRecord, ...] = ()  # a partitioned table's parts, by file name
+    health: Tally = field(default_factory=Tally, compare=False)  # of recs rows only
 
 
 class RowWriter(Protocol):
@@ -60,7 +63,8 @@ class RowWriter(Protocol):
 
 class ParquetFileWriter:
     """One Parquet file at `path`, with the given key-value metadata, written row group by
-    row group as rows arrive: memory holds at most one row group."""
+    row group as rows arrive: memory holds at most one row group. Recs rows are tallied
+    for the health figures as they pass."""
 
     def __init__(
         self,
@@ -77,8 +81,11 @@ class ParquetFileWriter:
         self._pending_rows = 0
         self._rows = 0
         self._users = 0
+        self._tally = Tally() if dict(schema) == RECS_SCHEMA else None
 
     def write(self, rows: pl.DataFrame) -> None:
+        if self._tally is not None:
+            self._tally.observe(rows)
         self._pending.append(rows)
         self._pending_rows += rows.height
         self._rows += rows.height
@@ -95,16 +102,16 @@ class ParquetFileWriter:
     def close(self) -> Written:
         self._flush()
         self._writer.close()
-        return Written(rows=self._rows, users=self._users)
+        return Written(rows=self._rows, users=self._users, health=self._tally or Tally())
 
 
 def write_file(
     path: Path, rows: pl.DataFrame, metadata: dict[str, str], schema: Mapping[str, pl.DataType]
-) -> PartRecord:
-    """One whole Parquet file (a part, or its fingerprints) and its record."""
+) -> Written:
+    """One whole Parquet file (a part, or its fingerprints): its record is the one part."""
     writer = ParquetFileWriter(path, metadata, schema=schema)
     writer.write(rows)
-    return part_record(path, writer.close())
+    return as_part(path, writer.close())
 
 
 class PartitionedWriter:
@@ -143,23 +150,28 @@ class PartitionedWriter:
             self._writers[number].write(part.drop("_part"))
 
     def close(self) -> Written:
-        return written_parts(
-            [part_record(w.path, w.close()) for _, w in sorted(self._writers.items())]
-        )
+        return written_parts([as_part(w.path, w.close()) for _, w in sorted(self._writers.items())])
 
 
-def part_record(path: Path, written: Written) -> PartRecord:
-    return PartRecord(
+def as_part(path: Path, written: Written) -> Written:
+    """What was written into the file `path`, as the one part of a table."""
+    record = PartRecord(
         file=path.name, rows=written.rows, users=written.users, sha256=file_sha256(path)
     )
+    return Written(written.rows, written.users, (record,), written.health)
 
 
-def written_parts(records: Sequence[PartRecord]) -> Written:
-    """A partitioned table's totals from its parts' records."""
+def written_parts(parts: Sequence[Written]) -> Written:
+    """A partitioned table's totals, records and tally from its parts'."""
+    health = Tally()
+    for part in parts:
+        health.merge(part.health)
+    records = [record for part in parts for record in part.parts]
     return Written(
         rows=sum(r["rows"] for r in records),
         users=sum(r["users"] for r in records),
         parts=tuple(sorted(records, key=lambda r: r["file"])),
+        health=health,
     )
 
 
@@ -188,6 +200,7 @@ class RecsSink(Protocol):
     """A table being written: engines write its rows, the publish step seals it."""
 
     path: Path
+    sample_name: str  # the health sample's file, beside the manifest
 
     @property
     def parts(self) -> int | None:
@@ -207,8 +220,9 @@ class RecsSink(Protocol):
         """What the manifest records of the written table's files."""
         ...
 
-    def seal(self, manifest: Manifest) -> None:
-        """Make the written table, its manifest and its completion marker visible."""
+    def seal(self, manifest: Manifest, sample: pl.DataFrame) -> None:
+        """Make the written table, its health sample, its manifest and its completion
+        marker visible."""
         ...
 
     def abort(self) -> None:
@@ -217,22 +231,25 @@ class RecsSink(Protocol):
 
 
 class FileSink:
-    """One Parquet file with its own manifest and _SUCCESS beside it (table_sidecars:
-    recs.parquet -> recs.manifest.json, recs._SUCCESS), replaced as a unit: the three are
-    written under temporary names and renamed into place only when sealed, so a failure at
-    any point, a full disk included, leaves the published three as they were."""
+    """One Parquet file with its own manifest, _SUCCESS and health sample beside it
+    (table_sidecars: recs.parquet -> recs.manifest.json, recs._SUCCESS, recs.health.parquet),
+    replaced as a unit: the four are written under temporary names and renamed into place
+    only when sealed, so a failure at any point, a full disk included, leaves the published
+    four as they were."""
 
     parts: None = None
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.names = [self.path.name, *table_sidecars(self.path.name)]
+        manifest, success, sample = table_sidecars(self.path.name)
+        self.names = [self.path.name, sample, manifest, success]  # the marker last
+        self.sample_name = sample
         self._group: AtomicGroup | None = None
 
     def check(self, inputs: Sequence[str | Path]) -> Path | None:
         check_output_file(self.path)
         check_disjoint([self.path.with_name(name) for name in self.names], inputs)
-        return self.path.with_name(self.names[1])
+        return self.path.with_name(self.names[2])
 
     def _opened(self) -> AtomicGroup:
         if self._group is None:
@@ -247,8 +264,9 @@ class FileSink:
     def listing(self, written: Written) -> Manifest:
         return Manifest(file=self.path.name, sha256=file_sha256(self._opened().temporaries[0]))
 
-    def seal(self, manifest: Manifest) -> None:
-        _, manifest_path, success = self._opened().temporaries
+    def seal(self, manifest: Manifest, sample: pl.DataFrame) -> None:
+        _, sample_path, manifest_path, success = self._opened().temporaries
+        sample.write_parquet(sample_path, compression="zstd")
         _write_manifest(manifest_path, manifest)
         success.write_text("")
         self._opened().commit()
@@ -265,6 +283,8 @@ class DirectorySink:
     DIR/recs/ (named for the run, nothing else in that folder), then DIR/manifest.json
     and DIR/_SUCCESS, written last. Engines write the parts (and, for incremental runs,
     the users' fingerprints in DIR/_users/); a reader waits for _SUCCESS."""
+
+    sample_name = HEALTH_SAMPLE_FILE
 
     def __init__(self, path: str | Path, parts: int) -> None:
         self.path = Path(path)
@@ -304,8 +324,10 @@ class DirectorySink:
             table=TABLE_DIR, parts=list(written.parts), partitioning=partitioning(self.parts)
         )
 
-    def seal(self, manifest: Manifest) -> None:
-        with atomic_group(self.path, [MANIFEST_FILE, SUCCESS_FILE]) as (manifest_path, success):
+    def seal(self, manifest: Manifest, sample: pl.DataFrame) -> None:
+        names = [HEALTH_SAMPLE_FILE, MANIFEST_FILE, SUCCESS_FILE]
+        with atomic_group(self.path, names) as (sample_path, manifest_path, success):
+            sample.write_parquet(sample_path, compression="zstd")
             _write_manifest(manifest_path, manifest)
             success.write_text("")
 

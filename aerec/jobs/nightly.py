@@ -43,6 +43,7 @@ from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout, 
 from aerec.io.pointer import resolve, switch
 from aerec.io.sinks import DirectorySink, read_manifest
 from aerec.io.stamped import prune_stamped, stamped_dirs
+from aerec.jobs.attempts import logged_attempt
 from aerec.score.job import Engine, ScoreRequest
 from aerec.score.pipeline import score_all
 
@@ -121,7 +122,7 @@ def nightly(
     claim_directory(out_dir, OWNED_PUBLISHED, _written_by_older_aerec)
     # once: a retrain may switch MODEL_DIR/current meanwhile
     request = dataclasses.replace(request, model=Path(request.model).resolve())
-    with run_lock(out_dir / LOCK_FILE):
+    with run_lock(out_dir / LOCK_FILE), logged_attempt(out_dir, {}) as attempt:
         current = resolve(out_dir / CURRENT_LINK)
         published_parts = _published_parts(current) if incremental else None
         fallback = DEFAULT_PARTS if incremental else 1  # an incremental run merges by part
@@ -133,6 +134,7 @@ def nightly(
             incremental_from=current if incremental else None,
             fingerprints=incremental,
         )
+        attempt["run"] = this_run.run_name
         return _run_once(this_run, out_dir, engine, parts, retention)
 
 

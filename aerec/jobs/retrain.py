@@ -54,6 +54,7 @@ from aerec.io.lock import run_lock
 from aerec.io.outputs import check_disjoint, claim_directory, is_legacy_layout
 from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
+from aerec.jobs.attempts import logged_attempt
 from aerec.jobs.gate import compare_models
 from aerec.score.session import ModelFile, describe_model
 from aerec.train.pipeline import TrainOptions, train_on
@@ -124,6 +125,9 @@ class RetrainOptions:
         check_preset(self.preset)
 
 
+LOGGED = ("candidate", "current", "promoted", "version", "reason")  # in the attempts log
+
+
 def retrain(
     ratings: str | Path, model_dir: str | Path, options: RetrainOptions | None = None
 ) -> dict[str, Any]:
@@ -139,33 +143,40 @@ def retrain(
     model_dir = Path(model_dir)
     check_disjoint([model_dir], [ratings])
     claim_directory(model_dir, OWNED_MODELS, _written_by_older_aerec)
-    with run_lock(model_dir / LOCK_FILE):
-        current = current_version(model_dir)
-        frame = read_ratings(ratings)  # once: the fit check, the split and the refit
-        if current is not None:
-            _check_like_current(ratings, frame, current, options.min_agreement)
-        _prune_candidates(model_dir, options.keep)  # what killed runs left
-        split = load_split(ratings, options.split, options.seed, frame)
-        candidate = model_dir / CANDIDATES_DIR / run_stamp()
-        with _removed_on_failure(candidate):
-            metrics = train_on(split, ratings, candidate / CHECKPOINT_DIR, _training(options))
-            export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, options.k)
-        outcome: dict[str, Any] = {"candidate": candidate.name, "validation": metrics["validation"]}
-        if current is not None:
-            outcome.update(_judged(candidate, current, split, options))
-            if not outcome["promoted"]:
-                _prune(model_dir, options.keep, current.name)
-                return outcome
-        if options.refit:
-            with _removed_on_failure(candidate):  # a stopped refit is not promoted, nor kept
-                everything = load_split(ratings, NO_SPLIT, options.seed, frame)
-                chosen = metrics["validation"]
-                outcome["refit"] = _refit(ratings, everything, candidate, options, chosen)
-        version = promote(candidate, model_dir)
-        outcome.update(promoted=True, version=version.name)
-        log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
-        _prune(model_dir, options.keep, version.name)
+    with run_lock(model_dir / LOCK_FILE), logged_attempt(model_dir, {}) as attempt:
+        outcome = _retrain(ratings, model_dir, options)
+        attempt.update({key: outcome[key] for key in LOGGED if key in outcome})
         return outcome
+
+
+def _retrain(ratings: str | Path, model_dir: Path, options: RetrainOptions) -> dict[str, Any]:
+    """The retrain under its lock."""
+    current = current_version(model_dir)
+    frame = read_ratings(ratings)  # once: the fit check, the split and the refit
+    if current is not None:
+        _check_like_current(ratings, frame, current, options.min_agreement)
+    _prune_candidates(model_dir, options.keep)  # what killed runs left
+    split = load_split(ratings, options.split, options.seed, frame)
+    candidate = model_dir / CANDIDATES_DIR / run_stamp()
+    with _removed_on_failure(candidate):
+        metrics = train_on(split, ratings, candidate / CHECKPOINT_DIR, _training(options))
+        export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, options.k)
+    outcome: dict[str, Any] = {"candidate": candidate.name, "validation": metrics["validation"]}
+    if current is not None:
+        outcome.update(_judged(candidate, current, split, options))
+        if not outcome["promoted"]:
+            _prune(model_dir, options.keep, current.name)
+            return outcome
+    if options.refit:
+        with _removed_on_failure(candidate):  # a stopped refit is not promoted, nor kept
+            everything = load_split(ratings, NO_SPLIT, options.seed, frame)
+            chosen = metrics["validation"]
+            outcome["refit"] = _refit(ratings, everything, candidate, options, chosen)
+    version = promote(candidate, model_dir)
+    outcome.update(promoted=True, version=version.name)
+    log.info("promoted %s (%s)", version, outcome.get("gate", "no current model"))
+    _prune(model_dir, options.keep, version.name)
+    return outcome
 
 
 @contextlib.contextmanager

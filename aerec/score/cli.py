@@ -11,9 +11,7 @@ from aerec.clikit import (
     batch_size_option,
     device_option,
     fallback_option,
-    max_unknown_option,
-    min_agreement_option,
-    min_rows_option,
+    gates_options,
     model_option,
     parts_option,
     progress,
@@ -56,9 +54,7 @@ def sink_for(out: str, parts: int | None, ratings: Path, engine: Engine) -> Recs
     type=click.Path(dir_okay=False),
     help="Score only the user ids listed in this file, one per line.",
 )
-@max_unknown_option
-@min_agreement_option
-@min_rows_option
+@gates_options
 @fallback_option
 @parts_option
 @engine_options
@@ -71,9 +67,7 @@ def command(
     batch_size: int,
     device: str,
     users_file: str | None,
-    max_unknown: float,
-    min_agreement: float,
-    min_rows_fraction: float,
+    gates: Gates,
     no_fallback: bool,
     parts: int | None,
     engine: Engine,
@@ -88,7 +82,7 @@ def command(
         batch_size=batch_size,
         device=device,
         users=Path(users_file) if users_file is not None else None,
-        gates=Gates(max_unknown, min_agreement, min_rows_fraction),
+        gates=gates,
         fallback=not no_fallback,
     )
     sink = sink_for(out, parts, request.ratings, engine)

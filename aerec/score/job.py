@@ -17,7 +17,10 @@ from typing import Protocol
 import polars as pl
 
 from aerec.contracts import (
+    MAX_CHURN,
+    MAX_ITEM_SHARE,
     MAX_UNKNOWN_SHARE,
+    MIN_COVERAGE_RATIO,
     MIN_POPULARITY_AGREEMENT,
     MIN_ROWS_FRACTION,
     SCHEMA_VERSION,
@@ -38,6 +41,10 @@ class Gates:
     max_unknown: float = MAX_UNKNOWN_SHARE  # share of ratings or users of unknown items
     min_agreement: float = MIN_POPULARITY_AGREEMENT  # Spearman with the training counts
     min_rows_fraction: float = MIN_ROWS_FRACTION  # of the replaced table's rows
+    # health gates (aerec.score.health): each off at its bound (1, 0, 1)
+    max_item_share: float = MAX_ITEM_SHARE  # of the lists holding the most frequent item
+    min_coverage_ratio: float = MIN_COVERAGE_RATIO  # of the replaced table's coverage
+    max_churn: float = MAX_CHURN  # share of users whose lists changed, same model
 
 
 @dataclass(frozen=True)

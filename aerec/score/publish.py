@@ -7,7 +7,6 @@ visible; the caller then aborts the sink, so the published table stays as it was
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +15,9 @@ import numpy as np
 import polars as pl
 
 from aerec.contracts import InputRecord, Manifest
-from aerec.errors import AerecError, InputError, file_error
+from aerec.errors import AerecError, GateRefused, file_error
 from aerec.io.sinks import RecsSink, Written
+from aerec.score.health import Replaced, check_health, describe_health, health_figures
 from aerec.score.job import Scored, ScoreJob
 from aerec.score.vectors import ReadCounts
 
@@ -57,10 +57,25 @@ def publish(
     if job.wanted is not None:
         run["users_not_found"] = _not_found(job.wanted, counts, request.users)
     _check_coverage(sink.path, written, run)
-    _check_rows(sink.path, written, job.request.gates.min_rows_fraction, job.replaces)
-    manifest = Manifest(rows=written.rows, users=written.users, **run, **sink.listing(written))
+    replaced = Replaced.read(job.replaces)
+    _check_rows(sink.path, written, request.gates.min_rows_fraction, replaced)
+    health = health_figures(
+        written.health,
+        written.users,
+        job.info.items,
+        job.info.item_counts,
+        sink.sample_name,
+        job.info.version,
+        job.k,
+        replaced,
+    )
+    check_health(sink.path, health, written.users, request.gates, replaced)
+    manifest = Manifest(
+        rows=written.rows, users=written.users, **run, **sink.listing(written), health=health
+    )
     counts.warn(job.fallback is not None)  # before the line that says it is published
-    sink.seal(manifest)
+    sink.seal(manifest, written.health.sample())
+    log.info("health: %s", describe_health(health))
     log.info(
         "published %s: %d rows for %d users%s",
         sink.path,
@@ -111,23 +126,24 @@ def _check_coverage(out: Path, written: Written, run: Manifest) -> None:
 
 
 def _check_rows(
-    out: Path, written: Written, min_rows_fraction: float, replaced: Path | None
+    out: Path, written: Written, min_rows_fraction: float, replaced: Replaced | None
 ) -> None:
-    """The row gate against the table whose manifest is the file `replaced`."""
-    if replaced is None or not replaced.is_file():
+    """The row gate against the table this one replaces."""
+    if replaced is None:
         return
-    before = _published_rows(replaced)
+    before = _published_rows(replaced.manifest)
     if written.rows < min_rows_fraction * before:
-        raise InputError(
+        raise GateRefused(
+            "min_rows_fraction",
             f"{out}: {written.rows} rows, fewer than {min_rows_fraction:.0%} of the "
-            f"{before} published; nothing published (--min-rows-fraction to override)"
+            f"{before} published; nothing published (--min-rows-fraction to override)",
         )
 
 
-def _published_rows(manifest: Path) -> int:
-    """Rows of the table this manifest describes (0, with a warning, when unreadable)."""
+def _published_rows(manifest: Manifest) -> int:
+    """Rows of the table this manifest describes (0, with a warning, when malformed)."""
     try:
-        return int(json.loads(manifest.read_text()).get("rows", 0))
-    except (OSError, ValueError, TypeError, AttributeError) as error:
-        log.warning("%s: unreadable manifest, row gate skipped (%s)", manifest, error)
+        return int(manifest.get("rows", 0))
+    except (ValueError, TypeError, AttributeError) as error:
+        log.warning("malformed manifest of the published table, row gate skipped (%s)", error)
         return 0

@@ -17,7 +17,7 @@ from aerec.data.readers import read_rating_chunks
 from aerec.data.stats import check_popularity
 from aerec.data.stream import CHUNK_ROWS, complete_users, sort_on_disk
 from aerec.data.validate import drop_duplicate_pairs
-from aerec.errors import InputError
+from aerec.errors import GateRefused
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,11 @@ class ReadCounts:
         users = self.users + self.users_without_known_items
         lost = self.users_without_known_items / max(users, 1)
         if unknown > max_unknown or lost > max_unknown:
-            raise InputError(
+            raise GateRefused(
+                "max_unknown",
                 f"{source}: the model does not fit these ratings: {unknown:.0%} of ratings are "
                 f"of items it does not know and {lost:.0%} of users have no known item "
-                f"(limit {max_unknown:.0%}, --max-unknown); nothing published"
+                f"(limit {max_unknown:.0%}, --max-unknown); nothing published",
             )
         if model_counts is not None and len(self.per_item) == len(model_counts):
             check_popularity(source, model_counts, self.per_item, min_agreement)

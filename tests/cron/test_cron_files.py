@@ -104,3 +104,27 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     )
     problems = [line for line in result.stderr.splitlines() if str(tmp_path) in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+def test_units_write_metrics_where_they_may() -> None:
+    """Each service passes --metrics-file into a directory its ReadWritePaths allows."""
+    for name in UNITS[::2]:
+        text = (CRON / name).read_text()
+        found = re.search(r"--metrics-file (\S+)", text)
+        assert found is not None, name
+        writable = re.search(r"^ReadWritePaths=(.+)$", text, re.MULTILINE)
+        assert (
+            writable is not None and str(Path(found.group(1)).parent) in writable.group(1).split()
+        )
+
+
+def test_alert_rules_name_only_metrics_aerec_writes() -> None:
+    from aerec.jobs.metrics import HELP
+
+    written = {f"aerec_{job}_{name}" for job, names in HELP.items() for name in names}
+    rules = (CRON / "aerec-alerts.yml").read_text()
+    named = set(re.findall(r"\baerec_\w+", rules))
+    assert named and named <= written, named - written
+    assert {"AerecNightlyNoSuccess", "AerecNightlyGateRefused", "AerecNightlyChurnHigh"} <= set(
+        re.findall(r"alert: (\w+)", rules)
+    )

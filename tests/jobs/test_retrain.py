@@ -11,13 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_metrics_file import parsed
 
-from aerec.contracts import CANDIDATES_DIR, CURRENT_LINK, MODEL_FILE, VERSIONS_DIR, run_stamp
+from aerec.contracts import (
+    CANDIDATES_DIR,
+    CURRENT_LINK,
+    MODEL_FILE,
+    OWNED_MODELS,
+    VERSIONS_DIR,
+    run_stamp,
+)
 from aerec.data.split import load_split
 from aerec.errors import InputError
 from aerec.io.stamped import stamped_dirs
 from aerec.jobs.gate import compare_models
+from aerec.jobs.metrics import with_metrics
 from aerec.jobs.retrain import RetrainOptions, current_version, promote, retrain
+from aerec.jobs.status import directory_status
 
 SPLIT = "random:0.2"
 
@@ -62,6 +72,11 @@ def test_layout_after_the_first_promotion(promoted: Path) -> None:
     assert os.readlink(promoted / MODEL_FILE) == f"{CURRENT_LINK}/{MODEL_FILE}"
     assert os.readlink(promoted / "checkpoint") == f"{CURRENT_LINK}/checkpoint"
     assert list((promoted / CANDIDATES_DIR).iterdir()) == []
+    report = directory_status(promoted)
+    assert report["healthy"] and report["kind"] == OWNED_MODELS
+    assert report["current"]["name"] == version.name
+    assert report["last_attempt"]["version"] == version.name
+    assert report["last_attempt"]["promoted"] is True
 
 
 def test_gate_refuses_a_worse_model_and_passes_an_equal_one(
@@ -70,9 +85,19 @@ def test_gate_refuses_a_worse_model_and_passes_an_equal_one(
     model_dir = copy_of(promoted, tmp_path)
     before = (model_dir / MODEL_FILE).read_bytes()
     # The second seed's MSE model ranks rarely rated items first: far below the default.
-    worse = run_retrain(tiny_data[0], model_dir, preset="seed-ml1m")
+    prom = tmp_path / "aerec_retrain.prom"
+    kept = with_metrics(
+        prom, "retrain", lambda: run_retrain(tiny_data[0], model_dir, preset="seed-ml1m")
+    )
+    worse = dict(kept)
     gate = worse["gate"]
     assert isinstance(gate, dict)
+    metrics = parsed(prom)
+    assert metrics["aerec_retrain_promoted"] == {(): 0.0}
+    assert metrics["aerec_retrain_candidate_ndcg"] == {(): gate["candidate"]}
+    assert metrics["aerec_retrain_current_ndcg"] == {(): gate["current"]}
+    assert metrics["aerec_retrain_model_info"] == {(("model_version", worse["current"]),): 1.0}
+    assert metrics["aerec_retrain_last_run_success"] == {(): 1.0}
     assert worse["promoted"] is False and gate["difference"] < -gate["allowed"] < 0
     assert (model_dir / MODEL_FILE).read_bytes() == before
     assert [p.name for p in (model_dir / CANDIDATES_DIR).iterdir()] == [worse["candidate"]]

@@ -24,7 +24,7 @@ from aerec.io.digest import file_sha256
 from aerec.io.lock import run_lock
 
 
-def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
+def nightly_cmd(model: Path, ratings: Path, out: Path, *extra: str) -> list[str]:
     """The nightly job as cron runs it."""
     return [
         sys.executable,
@@ -39,6 +39,7 @@ def nightly_cmd(model: Path, ratings: Path, out: Path) -> list[str]:
         str(out),
         "--device",
         "cpu",
+        *extra,
     ]
 
 
@@ -157,7 +158,9 @@ def test_kill_9_while_writing_leaves_published_table(
     for _ in range(3):  # a run that finished before the kill landed proves nothing: retry
         before = published_state(published)
         code = run_and_kill_while_writing(
-            nightly_cmd(tiny_model, ratings, published), published / "runs"
+            # other ratings than the published table's, with its model: no churn gate
+            nightly_cmd(tiny_model, ratings, published, "--max-churn", "1"),
+            published / "runs",
         )
         if code == -signal.SIGKILL:
             break
@@ -165,7 +168,9 @@ def test_kill_9_while_writing_leaves_published_table(
         pytest.fail("every run finished before it could be killed")
     assert published_state(published) == before
     assert pl.read_parquet(table_glob(published)).height > 0
-    manifest = nightly_run(tiny_model, ratings, published, device="cpu")  # no stale lock
+    manifest = nightly_run(
+        tiny_model, ratings, published, device="cpu", max_churn=1
+    )  # no lock left
     assert manifest["users"] == 60_000
 
 
@@ -274,9 +279,20 @@ def test_the_published_run_holds_the_table_in_a_folder_of_its_own(published: Pat
     assert os.readlink(published / "current") == f"runs/{manifest['run']}"
     assert manifest["table"] == "recs"
     run = published / "current"
-    assert sorted(p.name for p in run.iterdir()) == ["_SUCCESS", "manifest.json", "recs"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "_SUCCESS",
+        "health.parquet",
+        "manifest.json",
+        "recs",
+    ]
     assert [p.name for p in (run / "recs").iterdir()] == [r["file"] for r in manifest["parts"]]
-    assert sorted(p.name for p in published.iterdir()) == [".aerec", ".lock", "current", "runs"]
+    assert sorted(p.name for p in published.iterdir()) == [
+        ".aerec",
+        ".lock",
+        "attempts.jsonl",
+        "current",
+        "runs",
+    ]
 
 
 def test_files_aerec_did_not_write_are_never_replaced(
@@ -311,6 +327,7 @@ def test_a_directory_of_an_aerec_before_markers_is_adopted(
 ) -> None:
     """An older aerec's directory: no marker, and its links through `current` in DIR."""
     (published / ".aerec").unlink()
+    (published / "attempts.jsonl").unlink()  # an older aerec kept no attempts log
     for name in LEGACY_LINKS:
         os.symlink(f"current/{name}", published / name)
     nightly_run(tiny_model, tiny_data[0], published, device="cpu")

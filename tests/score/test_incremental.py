@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import nightly_run
+from conftest import assert_same_health, nightly_run
 
 from aerec.contracts import part_bucket
 from aerec.data.csr import CsrMatrix
@@ -83,8 +83,11 @@ def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
     assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
     assert second["partitioning"]["parts"] == 4  # taken from the published run
     full = tmp_path / "full"
-    nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
+    whole = nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
+    assert_same_health(second["health"], whole["health"])
+    churn = second["health"]["churn"]
+    assert (churn["users_added"], churn["users_gone"], churn["exact"]) == (1, 1, True)
     manifest = json.loads((out / "current" / "manifest.json").read_text())
     assert [part_bucket(p["file"]) for p in manifest["parts"]] == [
         part_bucket(p["file"])
@@ -151,8 +154,11 @@ def test_a_reused_file_that_fails_its_check_is_rescored_in_full(
     assert f"/{name}" in caplog.text and "rescored in full" in caplog.text
     assert second["incremental"]["rescored_users"] >= damaged["users"]
     full = tmp_path / "full"
-    nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
+    whole = nightly_run(tiny_model, ratings, full, device="cpu", parts=4)
     assert_equal_tables(table(out), table(full))
+    assert_same_health(second["health"], whole["health"])
+    churn = second["health"]["churn"]
+    assert (churn["users_added"], churn["users_gone"], churn["exact"]) == (1, 1, True)
     assert second["users"] == second["users_read"] - second["users_without_candidates"]
 
 

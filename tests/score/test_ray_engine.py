@@ -15,9 +15,9 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import nightly_run, score_table, shared_file
+from conftest import assert_same_health, nightly_run, score_table, shared_file
 
-from aerec.contracts import part_bucket, user_bucket
+from aerec.contracts import ATTEMPTS_FILE, part_bucket, user_bucket
 from aerec.errors import InputError
 from aerec.io.digest import file_sha256
 from aerec.score.engines import ray as ray_engine
@@ -106,6 +106,11 @@ def test_ray_equals_single_node_on_synthetic_data(
         part_bucket(p["file"]) for p in manifest["parts"]
     ]
     assert_same_rows(single, local)
+    assert_same_health(manifest["health"], local_manifest["health"])
+    assert_same_health(
+        manifest["health"],
+        json.loads((single.parent / "single.manifest.json").read_text())["health"],
+    )
 
 
 def test_ray_equals_single_node_on_ml100k(cluster: None, tmp_path: Path) -> None:
@@ -174,13 +179,20 @@ def test_a_failed_ray_run_leaves_the_published_dataset(
     ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
     out = tmp_path / "published"
     first = nightly_run(tiny_model, ratings, out, device="cpu", engine="ray", ray=ONE_ACTOR)
-    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def files() -> dict[Path, bytes]:  # all but the log of attempts
+        return {
+            p.relative_to(out): p.read_bytes()
+            for p in out.rglob("*")
+            if p.is_file() and p.name != ATTEMPTS_FILE
+        }
+
+    before = files()
     bad = tmp_path / "bad.parquet"
     pl.read_parquet(ratings).with_columns(pl.lit(11.0).alias("rating")).write_parquet(bad)
     with pytest.raises(InputError, match=r"bad\.parquet: rating 11 outside the scale"):
         nightly_run(tiny_model, bad, out, device="cpu", engine="ray", ray=ONE_ACTOR)
-    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert after == before
+    assert files() == before
     assert os.readlink(out / "current") == f"runs/{first['run']}"
     assert_partitioned_contract(out / "current", dict(first))
 
@@ -217,6 +229,9 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
     score_table(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
     assert_partitioned_contract(out / "current", dict(second))
+    whole = json.loads((tmp_path / "full.manifest.json").read_text())["health"]
+    assert_same_health(second["health"], whole)
+    assert second["health"]["churn"]["users_compared"] > 0
 
 
 def test_a_ray_run_rescores_a_reused_part_that_fails_its_check(

@@ -288,7 +288,12 @@ def test_score_all_into_a_directory_writes_a_partitioned_dataset(
     assert sorted(p.name for p in (out / "recs").iterdir()) == [
         p["file"] for p in manifest["parts"]
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "manifest.json", "recs"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS",
+        "health.parquet",
+        "manifest.json",
+        "recs",
+    ]
     table = pl.read_parquet(out / "recs" / "*.parquet")
     score_table(tiny_model, tiny_data[0], tmp_path / "one.parquet", device="cpu")
     single = pl.read_parquet(tmp_path / "one.parquet")

@@ -151,7 +151,7 @@ def _merge_parts(
 ) -> Written:
     """Each part of the run: merged_part of the previous part's rows and the fresh rows
     of the rescored users (`changed`, sorted), one part in memory at a time."""
-    records = []
+    parts = []
     changed_users = pl.Series("user_id", changed, dtype=pl.Int64).implode()
     for bucket in range(sink.parts):
         present_file = sink.users_dir / users_file(bucket)
@@ -170,9 +170,9 @@ def _merge_parts(
         )
         if rows.height:
             sink.table_dir.mkdir(exist_ok=True)
-            records.append(write_file(sink.table_dir / name, rows, metadata, RECS_SCHEMA))
+            parts.append(write_file(sink.table_dir / name, rows, metadata, RECS_SCHEMA))
     shutil.rmtree(sink.path / FRESH_DIR, ignore_errors=True)
-    return written_parts(records)
+    return written_parts(parts)
 
 
 OPTIONS: tuple[Callable[[Any], Any], ...] = ()  # the local engine takes no options

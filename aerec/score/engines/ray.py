@@ -46,7 +46,8 @@ from aerec.errors import AerecError, InputError, file_error, require
 from aerec.io.atomic import atomic_path
 from aerec.io.digest import InputFiles
 from aerec.io.scratch import remove_abandoned, scratch_dir
-from aerec.io.sinks import DirectorySink, RecsSink, write_file, written_parts
+from aerec.io.sinks import DirectorySink, RecsSink, Written, write_file, written_parts
+from aerec.io.tally import Tally
 from aerec.score.fallback import Popularity
 from aerec.score.incremental import (
     FINGERPRINT_SCHEMA,
@@ -127,7 +128,13 @@ class PartScorer:
         bucket = int(frame[BUCKET][0])
         frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
         vectors = build_user_vectors(frame, self.scorer.info.items, job.source)
-        record: dict[str, Any] = {**_EMPTY, "provider": self.scorer.provider, "distrusted": ""}
+        record: dict[str, Any] = {
+            **_EMPTY,
+            "provider": self.scorer.provider,
+            "distrusted": "",
+            "health_exposure": b"",
+            "health_sample": b"",
+        }
         prints_record = _EMPTY
         rescored = 0
         if len(vectors.users) or len(vectors.cold_users):
@@ -141,7 +148,7 @@ class PartScorer:
             )
             if part.prints is not None and part.prints.height:
                 path = job.users_dir / users_file(bucket)
-                prints_record = _written(path, part.prints, {}, FINGERPRINT_SCHEMA)
+                prints_record, _ = _written(path, part.prints, {}, FINGERPRINT_SCHEMA)
             rows, rescored = part.rows, len(part.rescored)
             if before is not None:
                 rescored_ids = pl.Series("user_id", part.rescored, dtype=pl.Int64).implode()
@@ -149,7 +156,9 @@ class PartScorer:
                 rows = merged_part(before.rows, present, rescored_ids, rows)
             if rows.height:
                 path = job.table_dir / part_file(bucket, job.run_tag)
-                record.update(_written(path, rows, job.metadata, RECS_SCHEMA))
+                written, health = _written(path, rows, job.metadata, RECS_SCHEMA)
+                record.update(written)
+                record["health_exposure"], record["health_sample"] = health.to_bytes()
         read = asdict(ReadCounts.of(vectors, job.listed))  # "read_": ReadCounts has `users`
         record.update({f"read_{key}": value for key, value in read.items()})
         record["rescored_users"] = rescored
@@ -163,11 +172,12 @@ _NONE: Listed = (None, None)
 
 def _written(
     path: Path, rows: pl.DataFrame, metadata: dict[str, str], schema: dict[str, pl.DataType]
-) -> dict[str, Any]:
-    """One Parquet file written atomically (a retried task rewrites it whole); its record."""
+) -> tuple[dict[str, Any], Tally]:
+    """One Parquet file written atomically (a retried task rewrites it whole); its record
+    and its rows' health tally."""
     with atomic_path(path) as temporary:
-        record = write_file(temporary, rows, metadata, schema)
-    return {**record, "file": path.name}
+        written = write_file(temporary, rows, metadata, schema)
+    return {**written.parts[0], "file": path.name}, written.health
 
 
 _RAISED_IN_TASK = re.compile(r"aerec\.errors\.(\w+): (.+)")
@@ -335,7 +345,7 @@ class RayEngine:
         counts = ReadCounts()
         for record in records:
             counts.add_counts(_counts(record))
-        parts = [_record(r) for r in records if r["file"]]
+        parts = [_part(r) for r in records if r["file"]]
         found = Manifest()
         if job.writes_fingerprints:
             files = [_record(r, "prints_") for r in records if r["prints_file"]]
@@ -422,6 +432,13 @@ def _counts(record: dict[str, Any]) -> ReadCounts:
         per_item=np.asarray(record["read_per_item"], dtype=np.int64),
         seen_users=np.asarray(record["read_seen_users"], dtype=np.int64),
     )
+
+
+def _part(record: dict[str, Any]) -> Written:
+    """What one actor wrote: its part's record and health tally."""
+    part = _record(record)
+    health = Tally.from_bytes(record["health_exposure"], record["health_sample"])
+    return Written(part["rows"], part["users"], (part,), health)
 
 
 def _record(record: dict[str, Any], prefix: str = "") -> PartRecord:
