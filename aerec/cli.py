@@ -15,14 +15,13 @@ from aerec.clikit import (
     device_option,
     fallback_option,
     gates_options,
+    logging_options,
     metrics_file_option,
     min_agreement_option,
     model_option,
     parts_option,
     ratings_option,
     run,
-    setup_logging,
-    verbose_option,
 )
 from aerec.contracts import (
     CHECKPOINT_CONFIG,
@@ -49,13 +48,13 @@ from aerec.train.presets import PRESETS
 
 @click.group(name="aerec")
 @click.version_option(__version__, prog_name="aerec")
-@verbose_option
-def group(verbose: bool) -> None:
+@logging_options
+def group() -> None:
     """aerec: a deep-autoencoder movie recommender run as a nightly batch job."""
-    setup_logging(verbose)
 
 
 @group.command()
+@logging_options
 @ratings_option
 @click.option("--split", "spec", help="Also describe each side of this split SPEC.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of a random split.")
@@ -85,6 +84,7 @@ def describe(ratings: str, spec: str | None, seed: int, as_json: bool) -> None:
 
 
 @group.command()
+@logging_options
 @click.option("--users", required=True, type=click.IntRange(min=1), help="Users to generate.")
 @click.option("--items", required=True, type=click.IntRange(min=1), help="Items to generate.")
 @click.option(
@@ -111,6 +111,7 @@ def synth(users: int, items: int, ratings: int, seed: int, half_stars: bool, out
 
 
 @group.command()
+@logging_options
 @click.argument("name", type=click.Choice(sorted(RELEASES)))
 @click.option(
     "--dest",
@@ -125,6 +126,7 @@ def fetch(name: str, dest: str, base_url: str) -> None:
 
 
 @group.command()
+@logging_options
 @click.option(
     "--checkpoint",
     required=True,
@@ -169,6 +171,7 @@ def evaluate(
 
 
 @group.command()
+@logging_options
 @model_option
 @ratings_option
 @click.option(
@@ -197,6 +200,7 @@ def recommend(model: str, ratings: str, movies: str, user: int, k: int | None, d
 
 
 @group.command()
+@logging_options
 @model_option
 @ratings_option
 @click.option(
@@ -274,6 +278,7 @@ def nightly(
 
 
 @group.command()
+@logging_options
 @ratings_option
 @click.option(
     "--model-dir",
@@ -365,6 +370,7 @@ def _path(given: str | None) -> Path | None:
 
 
 @group.command()
+@logging_options
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--max-age-hours",
@@ -384,6 +390,24 @@ def status(directory: str, max_age_hours: float | None, as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_UNHEALTHY)
 
 
+@group.command()
+@logging_options
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML page to write (replaced atomically); self-contained, the plots embedded.",
+)
+def report(directory: str, out: str) -> None:
+    """Write one HTML page of plots about a published directory (item exposure, coverage
+    and churn over the runs, scores) or a model directory (training curves, the gate);
+    needs aerec[plot]."""
+    from aerec.jobs.report import write_report
+
+    click.echo(write_report(Path(directory), Path(out)))
+
+
 def table_files(recs: Path) -> list[Path]:
     """The Parquet files of the table at `recs`: the file itself, a partitioned table's
     parts, or those of a published directory's current run."""
@@ -397,6 +421,7 @@ def table_files(recs: Path) -> list[Path]:
 
 
 @group.command("show-recs")
+@logging_options
 @click.option(
     "--recs",
     required=True,

@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
 from tqdm import tqdm
 
 from aerec.contracts import (
@@ -31,6 +32,7 @@ from aerec.contracts import (
 )
 from aerec.data.layouts import layouts_help
 from aerec.errors import AerecError, Terminated
+from aerec.logs import LOG_FORMATS, formatter, is_json
 
 T = TypeVar("T")
 log = logging.getLogger("aerec")
@@ -149,7 +151,33 @@ metrics_file_option = click.option(
     help="Write this attempt's metrics here for Prometheus (node_exporter's textfile "
     "collector: a *.prom file in its directory), replaced atomically.",
 )
-verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+
+
+def logging_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """-v and --log-format (also $AEREC_LOG_FORMAT); logging is set up before the command
+    runs. A subcommand given neither keeps what its group set up."""
+
+    @functools.wraps(command)
+    def with_logging(**kwargs: Any) -> Any:
+        verbose, log_format = kwargs.pop("verbose"), kwargs.pop("log_format")
+        context = click.get_current_context()
+        chosen = context.get_parameter_source("log_format") != ParameterSource.DEFAULT
+        if verbose or chosen or not context.meta.get("aerec.logging"):
+            setup_logging(verbose, log_format)
+            context.meta["aerec.logging"] = True
+        return command(**kwargs)
+
+    with_logging = click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS),
+        default="text",
+        show_default=True,
+        envvar="AEREC_LOG_FORMAT",
+        help="json: one JSON object a line (time, level, stage, run, logger, message), for "
+        "journald and log shippers.",
+    )(with_logging)
+    return click.option("-v", "--verbose", is_flag=True, help="Debug logging.")(with_logging)
+
 
 parts_option = click.option(
     "--parts",
@@ -159,13 +187,11 @@ parts_option = click.option(
 )
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("onnxscript", "onnx_ir", "torch", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -216,7 +242,10 @@ def run(command: click.Command) -> NoReturn:
     signal.signal(signal.SIGTERM, _terminate)
 
     def fail(message: str, code: int) -> NoReturn:
-        click.echo(f"{name}: {one_line(message)}", err=True)
+        if is_json():
+            log.error("%s: %s", name, one_line(message))
+        else:
+            click.echo(f"{name}: {one_line(message)}", err=True)
         sys.exit(code)
 
     try:

@@ -159,7 +159,8 @@ def child_torch(checkpoint: str, ratings: str, out: str, batch: int, k: int = 10
                 "item_id": ids[index].numpy().ravel()[keep],
                 "score": top.numpy().ravel()[keep],
             }
-            sink.write(pl.DataFrame(frame, schema=RECS_SCHEMA))
+            rows_of_batch = pl.DataFrame(frame).with_columns(source=pl.lit("model"))
+            sink.write(rows_of_batch.cast(pl.Schema(RECS_SCHEMA)))
     written = sink.close()
     return {
         "seconds": time.perf_counter() - started,

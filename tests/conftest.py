@@ -165,3 +165,21 @@ def big_ratings(model: Path, path: Path, users: int) -> Path:
     )
     frame.write_csv(path)
     return path
+
+
+def browser_dom(page: Path) -> str:
+    """The page's DOM after a headless Chromium loaded it and ran its scripts (the test
+    skips with the reason where Debian's chromium is not installed)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout

@@ -275,3 +275,26 @@ def test_evaluate_reads_the_split_from_the_checkpoint(
         tiny_checkpoint, tiny_data[0], "user-temporal:0.2", seed=1, baselines=False
     )
     assert recorded == given
+
+
+def test_the_readme_command_table_lists_every_option() -> None:
+    """Each command's row of README's command table names every option it takes (the
+    logging options, common to all, are described once below the table)."""
+    import click
+
+    from aerec.cli import group
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    common = {"--help", "--verbose", "--log-format", "--version"}
+    missing = []
+    for name, command in group.commands.items():
+        row = next((r for r in rows if re.match(rf"\| `(aerec )?{name}\b", r)), None)
+        assert row is not None, f"no README row for {name}"
+        cell = re.split(r"(?<!\\)\|", row)[1]  # the first cell; \\| is a pipe inside it
+        for param in command.params:
+            if isinstance(param, click.Option):
+                flag = max(param.opts, key=len)
+                if flag not in common and flag not in cell:
+                    missing.append(f"{name} {flag}")
+    assert missing == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aerec.clikit import run, setup_logging, verbose_option
+from aerec.clikit import logging_options, run
 from aerec.errors import require
 
 
@@ -36,10 +36,9 @@ from aerec.errors import require
     help="int8: the dense layers' weights stored as int8 and their inputs quantized per "
     "batch (faster on CPUs with VNNI; README has the measured speed and quality).",
 )
-@verbose_option
-def command(checkpoint: str, out: str, k: int, precision: str, verbose: bool) -> None:
+@logging_options
+def command(checkpoint: str, out: str, k: int, precision: str) -> None:
     """Export the scoring graph (autoencoder, mask rated items, TopK) and verify it."""
-    setup_logging(verbose)
     require("torch", "train")
     from aerec.export.onnx_export import export_onnx
 

@@ -44,6 +44,7 @@ from aerec.io.pointer import resolve, switch
 from aerec.io.sinks import DirectorySink, read_manifest
 from aerec.io.stamped import prune_stamped, stamped_dirs
 from aerec.jobs.attempts import logged_attempt
+from aerec.logs import set_run
 from aerec.score.job import Engine, ScoreRequest
 from aerec.score.pipeline import score_all
 
@@ -134,7 +135,7 @@ def nightly(
             incremental_from=current if incremental else None,
             fingerprints=incremental,
         )
-        attempt["run"] = this_run.run_name
+        attempt.update(run=this_run.run_name, model=str(request.model))
         return _run_once(this_run, out_dir, engine, parts, retention)
 
 
@@ -143,6 +144,7 @@ def _run_once(
 ) -> Manifest:
     """Score the run into DIR/runs/<run_name>, publish it, prune (under the lock)."""
     stamp = str(request.run_name)
+    set_run(stamp)
     run_dir = out_dir / RUNS_DIR / stamp
     log.info(
         "run %s: model %s, ratings %s, output %s", stamp, request.model, request.ratings, out_dir

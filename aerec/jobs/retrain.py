@@ -56,6 +56,7 @@ from aerec.io.pointer import link_through, resolve, switch
 from aerec.io.stamped import prune_stamped
 from aerec.jobs.attempts import logged_attempt
 from aerec.jobs.gate import compare_models
+from aerec.logs import set_run
 from aerec.score.session import ModelFile, describe_model
 from aerec.train.pipeline import TrainOptions, train_on
 from aerec.train.presets import check_preset
@@ -125,7 +126,8 @@ class RetrainOptions:
         check_preset(self.preset)
 
 
-LOGGED = ("candidate", "current", "promoted", "version", "reason")  # in the attempts log
+# what the attempts log keeps of an outcome (aerec status, aerec report)
+LOGGED = ("candidate", "current", "promoted", "version", "reason", "gate")
 
 
 def retrain(
@@ -158,6 +160,7 @@ def _retrain(ratings: str | Path, model_dir: Path, options: RetrainOptions) -> d
     _prune_candidates(model_dir, options.keep)  # what killed runs left
     split = load_split(ratings, options.split, options.seed, frame)
     candidate = model_dir / CANDIDATES_DIR / run_stamp()
+    set_run(candidate.name)
     with _removed_on_failure(candidate):
         metrics = train_on(split, ratings, candidate / CHECKPOINT_DIR, _training(options))
         export_onnx(candidate / CHECKPOINT_DIR, candidate / MODEL_FILE, options.k)

@@ -111,15 +111,17 @@ def format_status(report: dict[str, Any]) -> str:
         if "rows" in current:
             lines.append(
                 f"  {current['rows']:,} rows for {current['users']:,} users, k={current['k']}, "
-                f"model {current['model_version']}, {current.get('provider', '?')}"
+                f"model {current['model_version'][:12]}, {current.get('provider', '?')}"
             )
         if current.get("health"):
             lines.append(f"  health: {describe_health(current['health'])}")
-    for name in ("last_attempt", "last_failure"):
-        attempt = report.get(name)
-        if attempt is not None:
-            outcome = f"exit {attempt['exit_code']}" + (
-                f": {attempt['error']}" if attempt["error"] else ""
-            )
-            lines.append(f"  {name.replace('_', ' ')}: {attempt['finished']}, {outcome}")
+    last, failure = report.get("last_attempt"), report.get("last_failure")
+    if last is not None:
+        same = " (the last failure)" if failure == last else ""
+        lines.append(f"  last attempt: {last['finished']}, exit {last['exit_code']}{same}")
+    if failure is not None and failure != last:
+        lines.append(
+            f"  last failure: {failure['finished']}, exit {failure['exit_code']}: "
+            f"{failure['error']}"
+        )
     return "\n".join(lines)

@@ -12,13 +12,12 @@ from aerec.clikit import (
     device_option,
     fallback_option,
     gates_options,
+    logging_options,
     model_option,
     parts_option,
     progress,
     run,
     scored_ratings_option,
-    setup_logging,
-    verbose_option,
 )
 from aerec.contracts import DEFAULT_PARTS
 from aerec.io.sinks import DirectorySink, FileSink, RecsSink
@@ -58,7 +57,7 @@ def sink_for(out: str, parts: int | None, ratings: Path, engine: Engine) -> Recs
 @fallback_option
 @parts_option
 @engine_options
-@verbose_option
+@logging_options
 def command(
     model: str,
     ratings: str,
@@ -71,10 +70,8 @@ def command(
     no_fallback: bool,
     parts: int | None,
     engine: Engine,
-    verbose: bool,
 ) -> None:
     """Score every user's rating vector through ONNX Runtime and publish the top-k table."""
-    setup_logging(verbose)
     request = ScoreRequest(
         model=Path(model),
         ratings=Path(ratings),

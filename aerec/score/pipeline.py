@@ -15,6 +15,7 @@ from aerec.errors import InputError, file_error
 from aerec.io.digest import InputFiles
 from aerec.io.outputs import model_inputs
 from aerec.io.sinks import RecsSink
+from aerec.logs import set_run
 from aerec.score.fallback import Popularity
 from aerec.score.incremental import reusable_manifest
 from aerec.score.job import Engine, Reuse, ScoreJob, ScoreRequest, stamped
@@ -112,12 +113,14 @@ def plan(
     run = Manifest(k=k, model_version=info.version, score=info.score)
     if request.run_name is not None or sink.parts is not None:
         run["run"] = request.run_name or run_stamp()  # a partitioned table's files carry it
+    run = stamped(run)
+    set_run(run.get("run", run["generated_at"]))
     return ScoreJob(
         request=request,
         model=model,
         info=info,
         source=source,
-        run=stamped(run),
+        run=run,
         wanted=wanted,
         reuse=_reusable(request, info.version, k, sink.parts),
         replaces=request.replaces or replaced,

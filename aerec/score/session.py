@@ -202,6 +202,28 @@ class ModelFile:
         return ModelFile(path, path.read_bytes())
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _on_cpu_after_cuda_failed(
+    model: ModelFile, options: ort.SessionOptions, device: str, error: Exception
+) -> ort.InferenceSession:
+    """The session on the CPU when the CUDA provider failed: the model loads there, so the
+    fault is CUDA's (--device cuda: an error that says so; auto: a warning)."""
+    try:
+        session = ort.InferenceSession(model.data, options, providers=[CPU])
+    except Exception as on_cpu:
+        raise file_error(model.path, f"not a loadable ONNX model ({_first_line(on_cpu)})") from None
+    if device == "cuda":
+        raise InputError(
+            f"--device cuda: ONNX Runtime's CUDA provider failed ({_first_line(error)}); "
+            "the model itself loads (--device cpu scores it on the CPU)"
+        )
+    log.warning("the CUDA provider failed (%s); scoring on the CPU", _first_line(error))
+    return session
+
+
 def open_session(
     model: str | Path | ModelFile, device: str = "auto", threads: int = 0
 ) -> tuple[ort.InferenceSession, ModelInfo, str]:
@@ -218,11 +240,13 @@ def open_session(
     options.log_severity_level = 3
     options.intra_op_num_threads = threads or available_cpus()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    providers = _providers(device)
     try:
-        session = ort.InferenceSession(model.data, options, providers=_providers(device))
+        session = ort.InferenceSession(model.data, options, providers=providers)
     except Exception as error:  # ORT's load errors (Fail, InvalidArgument, ...) share no base
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise file_error(path, f"not a loadable ONNX model ({first})") from None
+        if CUDA not in providers:
+            raise file_error(path, f"not a loadable ONNX model ({_first_line(error)})") from None
+        session = _on_cpu_after_cuda_failed(model, options, device, error)
     provider = session.get_providers()[0]
     if device == "cuda" and provider != CUDA:
         raise InputError("--device cuda: ONNX Runtime could not start its CUDA provider")

@@ -6,11 +6,10 @@ import click
 
 from aerec.clikit import (
     device_option,
+    logging_options,
     progress,
     ratings_option,
     run,
-    setup_logging,
-    verbose_option,
 )
 from aerec.errors import require
 from aerec.train.presets import PRESETS
@@ -48,7 +47,7 @@ from aerec.train.presets import PRESETS
 )
 @device_option
 @click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
-@verbose_option
+@logging_options
 def command(
     ratings: str,
     out: str,
@@ -58,10 +57,8 @@ def command(
     seed: int,
     device: str,
     no_baselines: bool,
-    verbose: bool,
 ) -> None:
     """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
-    setup_logging(verbose)
     require("torch", "train")
     from aerec.train.pipeline import TrainOptions, format_metrics, train_model
 

@@ -26,6 +26,7 @@ from aerec.errors import InputError
 from aerec.io.stamped import stamped_dirs
 from aerec.jobs.gate import compare_models
 from aerec.jobs.metrics import with_metrics
+from aerec.jobs.report import write_report
 from aerec.jobs.retrain import RetrainOptions, current_version, promote, retrain
 from aerec.jobs.status import directory_status
 
@@ -297,3 +298,18 @@ def test_the_refit_reuses_the_candidates_epochs(
     assert [selecting for _, selecting, _ in calls] == [True, False, False]
     assert calls[2] == (3000, False, kept[0])  # every rating, the candidate's epochs
     assert outcome["refit"] == {"ratings": 3000, "epochs": kept}
+
+
+def test_a_model_directory_report_shows_the_curves_and_the_gate(
+    promoted: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from conftest import browser_dom
+    from test_report import PNG, embedded_images
+
+    model_dir = copy_of(promoted, tmp_path)
+    judged = run_retrain(tiny_data[0], model_dir)  # judged against the first version
+    page = write_report(model_dir, tmp_path / "report.html")
+    images = embedded_images(page)
+    assert len(images) == 2 and all(image.startswith(PNG) for image in images)
+    assert f"{str(judged['candidate'])[:15]}: promoted" in page.read_text()
+    assert "2 of 2 figures shown." in browser_dom(page)

@@ -74,3 +74,28 @@ def test_graph_outputs_must_be_the_contracts(tiny_model: Path, tmp_path: Path) -
     onnx.save(proto, str(forged))
     with pytest.raises(InputError, match="graph outputs"):
         open_session(forged, "cpu")
+
+
+def test_a_failing_cuda_provider_is_named_not_the_model(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA seen but its provider failing at load: --device cuda says CUDA failed (the
+    model loads), --device auto scores on the CPU with a warning."""
+    from aerec.score import session
+
+    real = session.ort.InferenceSession
+
+    def failing_on_cuda(data: bytes, options: object, providers: list[str]) -> object:
+        if session.CUDA in providers:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        return real(data, options, providers=providers)
+
+    monkeypatch.setattr(session, "cuda_usable", lambda: True)
+    monkeypatch.setattr(session.ort, "InferenceSession", failing_on_cuda)
+    with pytest.raises(
+        InputError, match=r"--device cuda: ONNX Runtime's CUDA provider failed"
+    ) as raised:
+        session.open_session(tiny_model, "cuda")
+    assert "not a loadable" not in str(raised.value) and "no CUDA-capable" in str(raised.value)
+    _, _, provider = session.open_session(tiny_model, "auto")
+    assert provider == session.CPU
