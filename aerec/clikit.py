@@ -55,8 +55,8 @@ scored_ratings_option = click.option(
     "--ratings",
     required=True,
     type=click.Path(),
-    help=f"Ratings file, its layout detected: {layouts_help()} (--engine ray: Parquet, "
-    "a file or a directory of parts).",
+    help=f"Ratings file, its layout detected: {layouts_help()}; or a directory of Parquet "
+    "parts (--engine ray converts a text file to Parquet in the run's directory first).",
 )
 model_option = click.option(
     "--model",

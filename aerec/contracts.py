@@ -179,6 +179,7 @@ MAX_PARTS = 100_000
 
 
 USERS_DIR = "_users"  # a partitioned run's per-user fingerprints, by part (incremental runs)
+RESCORED_FILE = "rescored.parquet"  # an incremental run's rescored user ids (user_id, sorted)
 
 
 def mix64(values: np.ndarray) -> np.ndarray:
@@ -262,6 +263,7 @@ class Partitioning(TypedDict):
 class IncrementalRecord(TypedDict):
     from_run: str  # the run whose parts were reused
     rescored_users: int  # users new or changed since it, scored again
+    rescored_file: str  # their ids (RESCORED_FILE), beside the manifest
 
 
 class FingerprintsRecord(TypedDict):

@@ -26,6 +26,14 @@ LATEST_COLUMNS = {
     "rating": "rating",
     "timestamp": "timestamp",
 }
+EXPECTED_COLUMNS = (
+    "user_id,item_id,rating[,timestamp] (or ml-latest's userId,movieId,rating[,timestamp])"
+)
+
+
+def canonical_names(columns: list[str]) -> dict[str, str]:
+    """Each column's canonical name: ml-latest's names are renamed, others kept."""
+    return {c: LATEST_COLUMNS.get(c, c) for c in columns}
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,8 @@ class ParquetLayout(Layout):
         return path.suffix == ".parquet"
 
     def scan(self, path: Path, as_text: bool) -> pl.LazyFrame:
-        return pl.scan_parquet(path)
+        scan = pl.scan_parquet(path)
+        return scan.rename(canonical_names(scan.collect_schema().names()))
 
     def write(self, frame: pl.DataFrame, path: Path) -> None:
         frame.write_parquet(path)
@@ -179,7 +188,8 @@ class _HeaderCsv(Layout):
         header = pl.read_csv(path, n_rows=0).columns
         missing = [c for c, canon in self.rename.items() if canon in REQUIRED and c not in header]
         if missing:
-            raise file_error(path, f"missing column(s) {', '.join(missing)} in header {header}", 1)
+            problem = f"missing column(s) {', '.join(missing)} in header {header}"
+            raise file_error(path, f"{problem}; expected {EXPECTED_COLUMNS}", 1)
         text = pl.String()
         overrides = {
             c: (text if as_text else RATINGS_SCHEMA[self.rename[c]])

@@ -14,10 +14,11 @@ from pathlib import Path
 import polars as pl
 
 from aerec.data.layouts import (
-    LATEST_COLUMNS,
+    EXPECTED_COLUMNS,
     REQUIRED,
     Layout,
     ParquetLayout,
+    canonical_names,
     detect_layout,
     first_line,
 )
@@ -82,7 +83,7 @@ def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:
 def canonical_block(source: str | Path, block: pl.DataFrame) -> pl.DataFrame:
     """A block of a Parquet dataset (canonical or ml-latest column names) as the canonical,
     validated ratings frame; errors name the source but no line (a block has none)."""
-    names = {c: LATEST_COLUMNS.get(c, c) for c in block.columns}
+    names = canonical_names(block.columns)
     block = block.rename(names).select([c for c in RATINGS_SCHEMA if c in names.values()])
     return _canonical(Path(source), False, block, first_row=None)
 
@@ -93,7 +94,8 @@ def _canonical(
     """The raw columns as the canonical, validated ratings frame."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise file_error(path, f"missing column(s) {', '.join(missing)}")
+        problem = f"missing column(s) {', '.join(missing)} among {frame.columns}"
+        raise file_error(path, f"{problem}; expected {EXPECTED_COLUMNS}")
     if "timestamp" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias("timestamp"))
     check_integral_ids(path, frame, has_header, first_row)
@@ -127,6 +129,20 @@ def read_rating_chunks(path: str | Path, chunk_rows: int = 1_000_000) -> Iterato
         raise _parse_error(path, layout, error) from None
     if first_row == 0:
         raise file_error(path, "file has no ratings")
+
+
+def write_canonical_parquet(path: str | Path, out: Path, chunk_rows: int = 1_000_000) -> int:
+    """The file's validated canonical ratings as one Parquet file `out`, written chunk by
+    chunk (memory: about one chunk); returns how many ratings it holds."""
+    import pyarrow.parquet as pq
+
+    schema = pl.DataFrame(schema=RATINGS_SCHEMA).to_arrow().schema
+    count = 0
+    with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        for chunk in read_rating_chunks(path, chunk_rows):
+            writer.write_table(chunk.to_arrow().cast(schema))
+            count += chunk.height
+    return count
 
 
 def _parse_error(path: Path, layout: Layout, error: Exception) -> InputError:

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from aerec.contracts import RECS_SCHEMA, IncrementalRecord, Manifest
+from aerec.contracts import RECS_SCHEMA, RESCORED_FILE, IncrementalRecord, Manifest
 from aerec.score.batch import Scorer
 from aerec.score.fallback import Popularity
 from aerec.score.incremental import fingerprint_rows, subset
@@ -84,10 +84,10 @@ def merged_part(
 
 
 def incremental_record(
-    previous: Path, manifest: Manifest, rescored: int, distrusted: Sequence[str]
+    run: Path, previous: Path, manifest: Manifest, rescored: np.ndarray, distrusted: Sequence[str]
 ) -> IncrementalRecord:
-    """The manifest's record of an incremental run from the run in `previous` (its
-    `manifest`), and its log lines."""
+    """The manifest's record of an incremental run (into the directory `run`) from the run
+    in `previous` (its `manifest`), its log lines, and the file of the `rescored` ids."""
     if distrusted:
         log.warning(
             "%d parts of %s failed the check against its manifest and were rescored in full: %s",
@@ -95,5 +95,11 @@ def incremental_record(
             previous,
             ", ".join(sorted(distrusted)[:5]),
         )
-    log.info("incremental run: %d users rescored, the rest reused", rescored)
-    return IncrementalRecord(from_run=manifest.get("run", previous.name), rescored_users=rescored)
+    log.info("incremental run: %d users rescored, the rest reused", len(rescored))
+    ids = pl.DataFrame({"user_id": np.sort(rescored.astype(np.int64))})
+    ids.write_parquet(run / RESCORED_FILE, compression="zstd")
+    return IncrementalRecord(
+        from_run=manifest.get("run", previous.name),
+        rescored_users=len(rescored),
+        rescored_file=RESCORED_FILE,
+    )

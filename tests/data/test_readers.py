@@ -164,3 +164,38 @@ def test_float_ids_must_be_whole_numbers(tmp_path: Path) -> None:
     good = tmp_path / "good.parquet"
     pl.DataFrame({"user_id": [7.0, 8.0], "item_id": [1.0, 2.0], "rating": 4.0}).write_parquet(good)
     assert read_ratings(good)["user_id"].to_list() == [7, 8]
+
+
+def test_parquet_with_ml_latest_names_reads_like_its_csv(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Parquet with userId,movieId,... is read as the same file in CSV is, by every reader
+    (the Ray engine's blocks go through the same renaming)."""
+    from aerec.data.readers import canonical_block, read_rating_chunks
+
+    parquet = tmp_path / "ratings.parquet"
+    pl.read_csv(tiny_data[0]).write_parquet(parquet)
+    want = read_ratings(tiny_data[0])
+    assert read_ratings(parquet).equals(want)
+    assert pl.concat(read_rating_chunks(parquet, chunk_rows=500)).equals(
+        pl.concat(read_rating_chunks(tiny_data[0], chunk_rows=500))
+    )
+    block = canonical_block(parquet, pl.read_parquet(parquet))
+    assert block.sort("user_id", "item_id").equals(want.sort("user_id", "item_id"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_other_column_names_are_named_with_the_expected_ones(
+    tiny_data: tuple[Path, Path], tmp_path: Path, suffix: str
+) -> None:
+    frame = pl.read_csv(tiny_data[0]).rename({"userId": "uid", "movieId": "mid"})
+    path = tmp_path / f"other{suffix}"
+    if suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+    with pytest.raises(InputError) as raised:
+        read_ratings(path)
+    message = str(raised.value)
+    assert message.startswith(str(path)) and "'uid', 'mid'" in message
+    assert "expected user_id,item_id,rating[,timestamp] (or ml-latest's userId,movieId" in message

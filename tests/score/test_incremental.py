@@ -80,7 +80,13 @@ def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
     assert "incremental" not in first  # nothing published before: a full run
     ratings, changed = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
     second = nightly_run(tiny_model, ratings, out, device="cpu", incremental=True)
-    assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
+    assert second["incremental"] == {
+        "from_run": first["run"],
+        "rescored_users": len(changed),
+        "rescored_file": "rescored.parquet",
+    }
+    listed = pl.read_parquet(out / "current" / "rescored.parquet")["user_id"].to_list()
+    assert listed == sorted(changed)
     assert second["partitioning"]["parts"] == 4  # taken from the published run
     full = tmp_path / "full"
     whole = nightly_run(tiny_model, ratings, full, device="cpu", parts=4)

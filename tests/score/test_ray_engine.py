@@ -224,7 +224,13 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
         ray=ONE_ACTOR,
         incremental=True,
     )
-    assert second["incremental"] == {"from_run": first["run"], "rescored_users": len(changed)}
+    assert second["incremental"] == {
+        "from_run": first["run"],
+        "rescored_users": len(changed),
+        "rescored_file": "rescored.parquet",
+    }
+    listed = pl.read_parquet(out / "current" / "rescored.parquet")["user_id"].to_list()
+    assert listed == sorted(changed)
     full = tmp_path / "full.parquet"
     score_table(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")
@@ -349,3 +355,30 @@ def test_both_engines_give_the_popularity_fallback_alike(
     assert local["users_not_found"] == remote["users_not_found"] == 1
     table = pl.read_parquet(single)
     assert set(table.filter(pl.col("source") == "popularity")["user_id"]) == {5001, 5002}
+
+
+def test_ray_takes_the_text_layouts_the_local_engine_takes(
+    cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A ratings.csv and the same ratings in ML-100K's u.data layout score on Ray as on
+    the local engine; the Parquet copy the workers read is not left in the run."""
+    from aerec.data.layouts import layout_for_name
+    from aerec.data.readers import read_ratings
+
+    single = tmp_path / "single.parquet"
+    score_table(tiny_model, tiny_data[0], single, device="cpu")
+    tab = tmp_path / "u.data"
+    layout_for_name(tab).write(read_ratings(tiny_data[0]), tab)
+    for number, ratings in enumerate((tiny_data[0], tab)):
+        out = tmp_path / f"ray-{number}"
+        manifest = score_table(
+            tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR
+        )
+        assert_same_rows(single, out)
+        assert manifest["input"]["sha256"] == file_sha256(ratings)  # the file as given
+        assert sorted(p.name for p in out.iterdir()) == [
+            "_SUCCESS",
+            "health.parquet",
+            "manifest.json",
+            "recs",
+        ]

@@ -305,11 +305,13 @@ def test_score_all_into_a_directory_writes_a_partitioned_dataset(
     assert {p: file_sha256(p) for p in out.rglob("*") if p.is_file()} == before
 
 
-def test_the_ray_engine_refuses_a_csv_before_starting(
-    tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+def test_the_ray_engine_refuses_an_unknown_layout_before_starting(
+    tiny_model: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(InputError, match="--engine ray reads Parquet ratings"):
-        score_table(tiny_model, tiny_data[0], tmp_path / "out", device="cpu", engine="ray")
+    ratings = tmp_path / "ratings.txt"
+    ratings.write_text("user item rating\n")
+    with pytest.raises(InputError, match="unrecognised ratings layout"):
+        score_table(tiny_model, ratings, tmp_path / "out", device="cpu", engine="ray")
     assert not (tmp_path / "out").exists()
 
 

@@ -55,7 +55,7 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
         default="local",
         show_default=True,
         type=click.Choice(list(ENGINES)),
-        help="local: this process; ray: a Ray cluster (needs aerec[ray] and Parquet ratings).",
+        help="local: this process; ray: a Ray cluster (needs aerec[ray]).",
     )(with_engine)
 
 

@@ -137,7 +137,7 @@ def _score_reusing(
     changed = np.sort(np.concatenate(rescored))
     distrusted = [users_file(bucket) for bucket in reuse.distrusted]
     records["incremental"] = incremental_record(
-        reuse.directory, reuse.manifest, len(changed), distrusted
+        sink.path, reuse.directory, reuse.manifest, changed, distrusted
     )
     return _merge_parts(sink, reuse, changed, tag, job.metadata), records
 

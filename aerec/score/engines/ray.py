@@ -41,7 +41,8 @@ from aerec.contracts import (
     user_bucket,
     users_file,
 )
-from aerec.data.readers import canonical_block
+from aerec.data.layouts import detect_layout
+from aerec.data.readers import canonical_block, write_canonical_parquet
 from aerec.errors import AerecError, InputError, file_error, require
 from aerec.io.atomic import atomic_path
 from aerec.io.digest import InputFiles
@@ -68,6 +69,10 @@ log = logging.getLogger(__name__)
 BUCKET = "_aerec_part"
 RATINGS_PER_PART = 1_000_000  # default --parts: at least this many ratings per part
 RATINGS_PER_PART_WARNING = 4_000_000  # a bucket is scored in one task: keep it in memory
+BYTES_PER_TEXT_RATING = 20  # about, in the MovieLens text layouts (to choose --parts)
+# A text file's ratings as Parquet, for the workers: inside the run's directory (which
+# every worker can reach), removed before the run is published.
+CONVERTED_RATINGS = ".ratings.parquet"
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ class PartScorer:
             "health_sample": b"",
         }
         prints_record = _EMPTY
-        rescored = 0
+        rescored = np.empty(0, np.int64)
         if len(vectors.users) or len(vectors.cold_users):
             before = None
             if job.previous is not None:
@@ -149,7 +154,7 @@ class PartScorer:
             if part.prints is not None and part.prints.height:
                 path = job.users_dir / users_file(bucket)
                 prints_record, _ = _written(path, part.prints, {}, FINGERPRINT_SCHEMA)
-            rows, rescored = part.rows, len(part.rescored)
+            rows, rescored = part.rows, part.rescored
             if before is not None:
                 rescored_ids = pl.Series("user_id", part.rescored, dtype=pl.Int64).implode()
                 present = pl.Series("user_id", vectors.users.ids, dtype=pl.Int64)
@@ -161,7 +166,7 @@ class PartScorer:
                 record["health_exposure"], record["health_sample"] = health.to_bytes()
         read = asdict(ReadCounts.of(vectors, job.listed))  # "read_": ReadCounts has `users`
         record.update({f"read_{key}": value for key, value in read.items()})
-        record["rescored_users"] = rescored
+        record["rescored_ids"] = rescored.astype("<i8").tobytes()  # one column type for all
         record.update({f"prints_{key}": value for key, value in prints_record.items()})
         return {key: [value] for key, value in record.items()}
 
@@ -300,7 +305,8 @@ def _prepared_files(source: InputFiles, parts: int, wanted: pl.Series | None) ->
 
 class RayEngine:
     """Scores on a Ray cluster (an existing one, or a local one on loopback) into a
-    partitioned table; the ratings are Parquet (a file or a directory of them)."""
+    partitioned table; the workers read Parquet (a file or a directory of them), into
+    which the driver first converts a ratings file of a text layout."""
 
     parts_only = True
 
@@ -312,13 +318,8 @@ class RayEngine:
         if ratings.is_dir():
             if not source.files:
                 raise file_error(ratings, "directory holds no .parquet file (--engine ray)")
-        elif ratings.suffix != ".parquet" or not ratings.is_file():
-            raise file_error(
-                ratings,
-                "--engine ray reads Parquet ratings (a .parquet file or a directory of "
-                "them), with columns user_id,item_id,rating[,timestamp]; convert this file "
-                "first",
-            )
+        else:
+            detect_layout(ratings)  # a missing, empty or unknown file: said before any work
         if not isinstance(sink, DirectorySink):
             raise InputError(
                 f"{sink.path}: --engine ray writes a partitioned table; give --out DIR/"
@@ -327,10 +328,14 @@ class RayEngine:
     def parts_for(self, ratings: Path) -> int | None:
         """One part per RATINGS_PER_PART ratings (from the Parquet footers), at least
         DEFAULT_PARTS, so a task's memory stays the same however many users there are.
-        None for what is not Parquet: `check` then says why."""
+        A text file's count is estimated from its size; None for what cannot be read:
+        `check` then says why."""
         try:
             files = InputFiles.of(ratings).files
-            count = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+            if not ratings.is_dir() and ratings.suffix != ".parquet":
+                count = ratings.stat().st_size // BYTES_PER_TEXT_RATING
+            else:
+                count = sum(pq.ParquetFile(path).metadata.num_rows for path in files)
         except (OSError, pa.ArrowException, InputError):
             return None
         return max(DEFAULT_PARTS, -(-count // RATINGS_PER_PART))
@@ -338,7 +343,17 @@ class RayEngine:
     def score(self, job: ScoreJob, sink: RecsSink) -> Scored:
         assert isinstance(sink, DirectorySink), "checked by RayEngine.check"
         sink.prepare()
-        records = self._records(job, sink)
+        source, converted = job.source, None
+        if not source.path.is_dir() and source.path.suffix != ".parquet":
+            converted = sink.path / CONVERTED_RATINGS
+            log.info("%s: converting to Parquet for the Ray workers", source.path)
+            write_canonical_parquet(source.path, converted)
+            source = InputFiles(converted, (converted,))
+        try:
+            records = self._records(job, sink, source)
+        finally:
+            if converted is not None:
+                converted.unlink(missing_ok=True)
         for folder in (sink.table_dir, sink.users_dir):
             for stray in folder.glob(".*.tmp"):
                 stray.unlink()  # left by a worker killed while writing
@@ -353,30 +368,34 @@ class RayEngine:
                 version=FINGERPRINT_VERSION, files=sorted(files, key=lambda r: r["file"])
             )
         if job.reuse is not None:
-            rescored = sum(int(record["rescored_users"]) for record in records)
+            ids = [np.frombuffer(r["rescored_ids"], dtype="<i8") for r in records]
+            rescored = np.concatenate([np.empty(0, np.int64), *ids])
             distrusted = [str(r["distrusted"]) for r in records if r["distrusted"]]
             found["incremental"] = incremental_record(
-                job.reuse.directory, job.reuse.manifest, rescored, distrusted
+                sink.path, job.reuse.directory, job.reuse.manifest, rescored, distrusted
             )
         provider = str(records[0]["provider"]) if records else "none"
         return Scored(written_parts(parts), counts, provider, found)
 
-    def _records(self, job: ScoreJob, sink: DirectorySink) -> list[dict[str, Any]]:
-        """Every part's record, from a pool of PartScorer actors."""
-        options = self.options
-        with ray_session(options):
-            return self._scored_parts(job, sink)
+    def _records(
+        self, job: ScoreJob, sink: DirectorySink, source: InputFiles
+    ) -> list[dict[str, Any]]:
+        """Every part's record, from a pool of PartScorer actors reading `source`."""
+        with ray_session(self.options):
+            return self._scored_parts(job, sink, source)
 
-    def _scored_parts(self, job: ScoreJob, sink: DirectorySink) -> list[dict[str, Any]]:
+    def _scored_parts(
+        self, job: ScoreJob, sink: DirectorySink, source: InputFiles
+    ) -> list[dict[str, Any]]:
         import ray
         import ray.data
 
         options = self.options
         try:
-            ray.data.DataContext.get_current().enable_progress_bars = False
+            _quiet_ray_data()
             cpus = int(ray.cluster_resources().get("CPU", 1))
             size = options.concurrency or max(1, int((cpus - 1) // max(options.num_cpus, 1)))
-            prepared = _prepared_files(job.source, sink.parts, job.wanted)
+            prepared = _prepared_files(source, sink.parts, job.wanted)
             scorer = {
                 "model": str(job.model.path),
                 "model_data": ray.put(job.model.data),  # the driver's bytes, read once
@@ -401,6 +420,21 @@ class RayEngine:
             if cause is not None:
                 raise cause from None
             raise
+
+
+def _quiet_ray_data() -> None:
+    """No progress bars and, unless -v, none of Ray Data's INFO lines per dataset (its
+    execution plans and log paths): aerec's own log says what runs. Ray Data warns once
+    that its bars are off; that once is spent here, under the warning's own key. (The
+    `core_worker.cc ... E` line about actor arguments is Ray's C++ core, ray-project/ray
+    issue 57733: not silenced, as that would hide its real errors too.)"""
+    import ray.data
+    from ray.util.debug import log_once
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    log_once("ray_data_progress_manager_disabled")
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def _part_job(job: ScoreJob, sink: DirectorySink) -> PartJob:
