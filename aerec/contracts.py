@@ -287,8 +287,10 @@ class ChurnRecord(TypedDict):
 
 
 class HealthRecord(TypedDict):
-    """manifest.json "health": figures of the whole table (README "Health figures")."""
+    """manifest.json "health": figures of the whole table (README "Health figures"): the
+    exposure figures are of the lists the model ranked (source model), churn of all."""
 
+    model_users: int  # users whose list the model ranked
     catalogue_coverage: float  # share of the model's items in at least one list
     top_item: int  # the item in the most lists
     top_item_share: float  # the share of lists that hold it

@@ -1,12 +1,14 @@
 """What a recs table's health figures are computed from, tallied as its rows are written
 (no second pass over the file) in memory bounded by the catalogue and the sample.
 
-Two parts: each item's exposure (the rows, so the lists, that hold it) and a sample of
-whole users' lists, the `sample_users` users with the smallest splitmix64 hash of their
-id. The sample is the same set of users whatever order rows arrive in and however they
-are split into parts, so tallies merge exactly (Ray parts, an incremental run's merged
-parts) and two runs' samples hold the same users where both tables do. It holds every
-user of a table with fewer users than `sample_users`: then every figure is exact.
+Two parts: each item's exposure in the lists the model ranked (source model: the
+popularity fallback gives every cold user the same list by design, so it is not counted
+there), and a sample of whole users' lists of every source: the `sample_users` users
+with the smallest splitmix64 hash of their id. The sample is the same set of users
+whatever order rows arrive in and however they are split into parts, so tallies merge
+exactly (Ray parts, an incremental run's merged parts) and two runs' samples hold the
+same users where both tables do. It holds every user of a table with fewer users than
+`sample_users`: then every figure is exact.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class Tally:
     """Exposure counts and the user sample of the rows seen so far."""
 
     sample_users: int = HEALTH_SAMPLE_USERS
-    rows: int = 0
+    rows: int = 0  # rows the model ranked
+    users: int = 0  # users whose list the model ranked
     _items: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     _counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     _pending: list[np.ndarray] = field(default_factory=list)
@@ -41,9 +44,11 @@ class Tally:
         """Count a frame of recs rows (RECS_SCHEMA; a user's rows all in one frame)."""
         if rows.height == 0:
             return
-        self.rows += rows.height
-        self._pending.append(rows["item_id"].to_numpy())
-        self._pending_rows += rows.height
+        ranked = rows.filter(pl.col("source") == "model")
+        self.rows += ranked.height
+        self.users += ranked["user_id"].n_unique()
+        self._pending.append(ranked["item_id"].to_numpy())
+        self._pending_rows += ranked.height
         if self._pending_rows >= _COMPACT_ROWS:
             self._count_pending()
         hashes = pl.Series("user_hash", mix64(rows["user_id"].to_numpy()), dtype=pl.UInt64)
@@ -53,6 +58,7 @@ class Tally:
     def merge(self, other: Tally) -> None:
         """Add another tally's rows (of other users) to this one."""
         self.rows += other.rows
+        self.users += other.users
         self._add_counts(other.exposure())
         self._add_sample(other.sample())
 
@@ -73,21 +79,22 @@ class Tally:
         self._compact_sample()
         return self._threshold == 2**64 - 1
 
-    def to_bytes(self) -> tuple[bytes, bytes]:
-        """The exposure and the sample as Arrow IPC streams (a Ray actor's record)."""
+    def to_bytes(self) -> tuple[bytes, bytes, int]:
+        """The exposure and the sample as Arrow IPC streams, and the users the model
+        ranked (a Ray actor's record)."""
         items, counts = self.exposure()
         exposure = pl.DataFrame({"item_id": items, "count": counts})
-        return _ipc(exposure), _ipc(self.sample())
+        return _ipc(exposure), _ipc(self.sample()), self.users
 
     @classmethod
     def from_bytes(
-        cls, exposure: bytes, sample: bytes, sample_users: int = HEALTH_SAMPLE_USERS
+        cls, exposure: bytes, sample: bytes, users: int, sample_users: int = HEALTH_SAMPLE_USERS
     ) -> Tally:
         tally = cls(sample_users)
         counted = pl.read_ipc(io.BytesIO(exposure))
         tally._add_counts((counted["item_id"].to_numpy(), counted["count"].to_numpy()))
         tally._add_sample(pl.read_ipc(io.BytesIO(sample)))
-        tally.rows = int(counted["count"].sum())
+        tally.rows, tally.users = int(counted["count"].sum()), users
         return tally
 
     def _count_pending(self) -> None:

@@ -91,9 +91,10 @@ def health_figures(
     if replaced is not None and replaced.sample is not None:
         churn = _churn(sample, tally.sample_is_complete(), users, replaced, model_version, k)
     return HealthRecord(
+        model_users=tally.users,
         catalogue_coverage=_round(np.count_nonzero(exposure) / max(len(catalogue), 1)),
         top_item=int(items[np.argmax(counts)]) if len(items) else 0,
-        top_item_share=_round(top[0] / users if users and len(top) else 0.0),
+        top_item_share=_round(top[0] / tally.users if tally.users and len(top) else 0.0),
         top10_share=_round(top[:10].sum() / max(tally.rows, 1)),
         gini=_round(gini(exposure)),
         mean_popularity=None
@@ -186,13 +187,11 @@ def _round(value: float) -> float:
     return round(float(value), 6)
 
 
-def check_health(
-    out: Path, health: HealthRecord, users: int, gates: Gates, replaced: Replaced | None
-) -> None:
-    """Refuse (exit 2, nothing published) a table of `users` users the health gates do
-    not pass; the item-share gate judges only tables of HEALTH_MIN_USERS users or more."""
+def check_health(out: Path, health: HealthRecord, gates: Gates, replaced: Replaced | None) -> None:
+    """Refuse (exit 2, nothing published) a table the health gates do not pass; the
+    item-share gate judges only tables whose model ranked HEALTH_MIN_USERS lists or more."""
     share = health["top_item_share"]
-    if users >= HEALTH_MIN_USERS and share > gates.max_item_share:
+    if health["model_users"] >= HEALTH_MIN_USERS and share > gates.max_item_share:
         raise GateRefused(
             "max_item_share",
             f"{out}: item {health['top_item']} is in {share:.0%} of the lists, more than "

@@ -69,7 +69,7 @@ def publish(
         job.k,
         replaced,
     )
-    check_health(sink.path, health, written.users, request.gates, replaced)
+    check_health(sink.path, health, request.gates, replaced)
     manifest = Manifest(
         rows=written.rows, users=written.users, **run, **sink.listing(written), health=health
     )

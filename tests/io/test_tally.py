@@ -64,3 +64,14 @@ def test_a_tally_survives_the_round_trip_through_bytes() -> None:
     assert again.rows == tally.rows
     assert again.sample().equals(tally.sample())
     assert [a.tolist() for a in again.exposure()] == [a.tolist() for a in tally.exposure()]
+
+
+def test_exposure_counts_only_the_lists_the_model_ranked() -> None:
+    """The popularity fallback's lists (the same for every cold user by design) are in the
+    sample but not in the exposure figures."""
+    fallback = recs({2: [10, 30], 3: [10, 30]}).with_columns(source=pl.lit("popularity"))
+    tally = tally_of([pl.concat([recs({1: [10, 20]}), fallback])])
+    items, counts = tally.exposure()
+    assert items.tolist() == [10, 20] and counts.tolist() == [1, 1]
+    assert (tally.rows, tally.users) == (2, 1)
+    assert sorted(tally.sample()["user_id"].unique().to_list()) == [1, 2, 3]

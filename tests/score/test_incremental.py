@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -61,6 +62,19 @@ def changed_ratings(ratings: Path, out: Path) -> tuple[Path, set[int]]:
     return out, {*touched, newcomer}
 
 
+def assert_rescored(
+    manifest: dict[str, Any], previous: dict[str, Any], changed: set[int], run: Path
+) -> None:
+    """The run reused `previous` and rescored exactly the `changed` users, listed in its
+    rescored.parquet."""
+    assert manifest["incremental"] == {
+        "from_run": previous["run"],
+        "rescored_users": len(changed),
+        "rescored_file": "rescored.parquet",
+    }
+    assert pl.read_parquet(run / "rescored.parquet")["user_id"].to_list() == sorted(changed)
+
+
 def table(directory: Path) -> pl.DataFrame:
     return pl.read_parquet(directory / "current" / "recs" / "*.parquet").sort("user_id", "rank")
 
@@ -80,13 +94,7 @@ def test_incremental_run_rescores_only_changed_users_and_equals_a_full_run(
     assert "incremental" not in first  # nothing published before: a full run
     ratings, changed = changed_ratings(tiny_data[0], tmp_path / "ratings.csv")
     second = nightly_run(tiny_model, ratings, out, device="cpu", incremental=True)
-    assert second["incremental"] == {
-        "from_run": first["run"],
-        "rescored_users": len(changed),
-        "rescored_file": "rescored.parquet",
-    }
-    listed = pl.read_parquet(out / "current" / "rescored.parquet")["user_id"].to_list()
-    assert listed == sorted(changed)
+    assert_rescored(second, first, changed, out / "current")
     assert second["partitioning"]["parts"] == 4  # taken from the published run
     full = tmp_path / "full"
     whole = nightly_run(tiny_model, ratings, full, device="cpu", parts=4)

@@ -200,7 +200,7 @@ def test_a_failed_ray_run_leaves_the_published_dataset(
 def test_an_incremental_ray_run_rescores_only_changed_users(
     cluster: None, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from test_incremental import changed_ratings
+    from test_incremental import assert_rescored, changed_ratings
 
     out = tmp_path / "recs"
     first = nightly_run(
@@ -224,13 +224,7 @@ def test_an_incremental_ray_run_rescores_only_changed_users(
         ray=ONE_ACTOR,
         incremental=True,
     )
-    assert second["incremental"] == {
-        "from_run": first["run"],
-        "rescored_users": len(changed),
-        "rescored_file": "rescored.parquet",
-    }
-    listed = pl.read_parquet(out / "current" / "rescored.parquet")["user_id"].to_list()
-    assert listed == sorted(changed)
+    assert_rescored(dict(second), dict(first), changed, out / "current")
     full = tmp_path / "full.parquet"
     score_table(tiny_model, changed_csv, full, device="cpu")
     assert_same_rows(full, out / "current")

@@ -139,6 +139,7 @@ class PartScorer:
             "distrusted": "",
             "health_exposure": b"",
             "health_sample": b"",
+            "health_users": 0,
         }
         prints_record = _EMPTY
         rescored = np.empty(0, np.int64)
@@ -163,7 +164,8 @@ class PartScorer:
                 path = job.table_dir / part_file(bucket, job.run_tag)
                 written, health = _written(path, rows, job.metadata, RECS_SCHEMA)
                 record.update(written)
-                record["health_exposure"], record["health_sample"] = health.to_bytes()
+                exposure, sample, ranked = health.to_bytes()
+                record.update(health_exposure=exposure, health_sample=sample, health_users=ranked)
         read = asdict(ReadCounts.of(vectors, job.listed))  # "read_": ReadCounts has `users`
         record.update({f"read_{key}": value for key, value in read.items()})
         record["rescored_ids"] = rescored.astype("<i8").tobytes()  # one column type for all
@@ -471,7 +473,9 @@ def _counts(record: dict[str, Any]) -> ReadCounts:
 def _part(record: dict[str, Any]) -> Written:
     """What one actor wrote: its part's record and health tally."""
     part = _record(record)
-    health = Tally.from_bytes(record["health_exposure"], record["health_sample"])
+    health = Tally.from_bytes(
+        record["health_exposure"], record["health_sample"], int(record["health_users"])
+    )
     return Written(part["rows"], part["users"], (part,), health)
 
 
