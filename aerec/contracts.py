@@ -227,11 +227,17 @@ VERSIONS_DIR = "versions"
 CANDIDATES_DIR = "candidates"
 MODEL_NAMES = (CHECKPOINT_DIR, MODEL_FILE)
 _RUN_STAMP = re.compile(r"\d{8}T\d{6}_\d{6}Z")
+_RUN_STAMP_FORMAT = "%Y%m%dT%H%M%S_%fZ"
 
 
 def run_stamp() -> str:
     """A run, version or candidate directory's name: the UTC time, sortable, to the µs."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+    return datetime.now(timezone.utc).strftime(_RUN_STAMP_FORMAT)
+
+
+def stamp_time(name: str) -> float:
+    """When run_stamp() made `name` (Unix time)."""
+    return datetime.strptime(name, _RUN_STAMP_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
 def is_run_stamp(name: str) -> bool:

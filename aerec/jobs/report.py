@@ -76,7 +76,8 @@ def _published(directory: Path) -> list[Figure]:
         exposure = (
             pl.scan_parquet(current / TABLE_DIR / "*.parquet").group_by("item_id").len().collect()
         )
-        trained = _training_counts(directory, current)
+        version = dict(zip([r.name for r in runs], manifests, strict=True))[current.name]
+        trained = _training_counts(directory, current, version["model_version"])
         figures.append(_exposure(exposure, trained))
         sample = current / HEALTH_SAMPLE_FILE
         if sample.is_file():
@@ -87,18 +88,17 @@ def _published(directory: Path) -> list[Figure]:
     return figures
 
 
-def _training_counts(directory: Path, current: Path) -> pl.DataFrame | None:
-    """The items' rating counts in the training data of the current run's model (from
-    the model file its attempt used, when it is still there and is that model)."""
+def _training_counts(directory: Path, current: Path, version: str) -> pl.DataFrame | None:
+    """The items' rating counts in the training data of the current run's model (of
+    `version`: from the model file its attempt used, when it is still there and is it)."""
     from aerec.score.session import ModelFile, describe_model
 
-    manifest = json.loads((current / MANIFEST_FILE).read_text())
     used = [a for a in read_attempts(directory) if a["details"].get("run") == current.name]
-    model = Path(used[-1]["details"].get("model", "")) if used else None
-    if model is None or not model.is_file():
+    model = used[-1]["details"].get("model") if used else None
+    if model is None or not Path(model).is_file():
         return None
-    info = describe_model(ModelFile.read(model))
-    if info.version != manifest["model_version"] or info.item_counts is None:
+    info = describe_model(ModelFile.read(Path(model)))
+    if info.version != version or info.item_counts is None:
         return None
     return pl.DataFrame({"item_id": info.items.ids, "trained": info.item_counts})
 

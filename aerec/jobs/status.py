@@ -18,14 +18,13 @@ from aerec.contracts import (
     STALE_HOURS,
     STALE_MODEL_HOURS,
     Attempt,
+    stamp_time,
 )
 from aerec.errors import AerecError, file_error
 from aerec.io.outputs import marked_kind
 from aerec.io.pointer import resolve
 from aerec.jobs.attempts import read_attempts
 from aerec.score.health import describe_health
-
-STAMP = "%Y%m%dT%H%M%S_%fZ"  # contracts.run_stamp's format
 
 
 def directory_status(directory: Path, max_age_hours: float | None = None) -> dict[str, Any]:
@@ -45,7 +44,7 @@ def directory_status(directory: Path, max_age_hours: float | None = None) -> dic
         report["problems"].append("nothing is current yet")
     else:
         report["current"] = _current(current, kind)
-        age = _hours_since(_created(current))
+        age = _hours_since(stamp_time(current.name))
         if age > limit:
             report["problems"].append(f"current is {age:.1f} h old, more than {limit:g} h")
     attempts = read_attempts(directory)
@@ -64,7 +63,7 @@ def _current(current: Path, kind: str) -> dict[str, Any]:
     """The current run (its manifest's figures) or model version."""
     found: dict[str, Any] = {
         "name": current.name,
-        "age_hours": round(_hours_since(_created(current)), 3),
+        "age_hours": round(_hours_since(stamp_time(current.name)), 3),
     }
     if kind == OWNED_PUBLISHED:
         try:
@@ -74,11 +73,6 @@ def _current(current: Path, kind: str) -> dict[str, Any]:
         names = ("rows", "users", "k", "model_version", "provider", "generated_at", "health")
         found.update({name: manifest[name] for name in names if name in manifest})
     return found
-
-
-def _created(current: Path) -> float:
-    """When the run or version `current` was made, from its name (Unix time)."""
-    return datetime.strptime(current.name, STAMP).replace(tzinfo=timezone.utc).timestamp()
 
 
 def _attempt(attempt: Attempt) -> dict[str, Any]:
