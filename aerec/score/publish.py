@@ -32,8 +32,8 @@ def publish(
     Nothing is published (InputError) when more than the gates' share of ratings or users
     are of unknown items or the ratings do not look like the model's training data (the
     fit check), when the table has fewer rows than `min_rows_fraction` of the one it
-    replaces, and (AerecError) when it lacks a user that was read with an item left to
-    recommend. `input_sha256` is the ratings' checksum, computed beside the scoring.
+    replaces or a health gate refuses it (aerec.score.health), and (AerecError) when it
+    lacks a user read with an item left to recommend. `input_sha256`: the ratings' sha256.
     """
     request, counts, written = job.request, scored.counts, scored.written
     counts.check_fit(
