@@ -55,7 +55,7 @@ def run(ratings: Path, spec: str, preset: str, seed: int = 0, baselines: bool = 
         }
         report["blend_weights"] = model.weights.tolist()
     if baselines:
-        report["baselines"] = evaluate_baselines(data, liked_ease=True)
+        report["baselines"] = evaluate_baselines(data)
     else:
         report["biases"] = rating_block(data, biases.predict_entries(data.test), biases)
     return report

@@ -100,16 +100,46 @@ class CsrMatrix:
             out[row_of, self.indices[positions]] = self.data[positions]
         return out
 
+    def padded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's columns (int64) and values (float32), [n_rows, widest row], padded
+        with the row's first column and value 0 (an empty row: column 0)."""
+        counts = self.row_counts()
+        width = max(int(counts.max(initial=0)), 1)
+        starts = self.indptr[:-1]
+        rows, _ = self.coordinates()
+        positions = np.arange(self.nnz) - np.repeat(starts, counts)
+        first = np.where(counts > 0, self.indices[np.minimum(starts, max(self.nnz - 1, 0))], 0)
+        columns = np.repeat(first.astype(np.int64)[:, None], width, axis=1)
+        values = np.zeros((self.n_rows, width), dtype=np.float32)
+        columns[rows, positions] = self.indices
+        values[rows, positions] = self.data
+        return columns, values
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The row and the column of every stored entry, in storage order."""
+        return np.repeat(np.arange(self.n_rows), self.row_counts()), self.indices
+
+    def holds(self, columns: np.ndarray) -> np.ndarray:
+        """Boolean [n_rows, m]: whether row i stores column columns[i, j] (an entry of any
+        value), without a dense [n_rows, n_cols] block."""
+        rows, stored = self.coordinates()
+        keys = rows.astype(np.int64) * self.n_cols + stored  # sorted: rows, then columns
+        asked = np.arange(self.n_rows, dtype=np.int64)[:, None] * self.n_cols + columns
+        found = np.searchsorted(keys, asked)
+        if keys.size == 0:
+            return np.zeros(asked.shape, dtype=bool)
+        return keys[np.minimum(found, keys.size - 1)] == asked
+
     def transpose(self) -> CsrMatrix:
         """The same entries with rows and columns swapped (items x users)."""
-        rows = np.repeat(np.arange(self.n_rows, dtype=np.int64), self.row_counts())
+        rows, columns = self.coordinates()
         return CsrMatrix.from_indices(
-            self.indices.astype(np.int64), rows, self.data, self.n_cols, self.n_rows
+            columns.astype(np.int64), rows, self.data, self.n_cols, self.n_rows
         )
 
     def select(self, keep: np.ndarray) -> CsrMatrix:
         """The entries where the boolean mask over `data` is true, same shape."""
-        rows = np.repeat(np.arange(self.n_rows, dtype=np.int64), self.row_counts())[keep]
+        rows = self.coordinates()[0][keep]
         return CsrMatrix.from_indices(
             rows, self.indices[keep], self.data[keep], self.n_rows, self.n_cols
         )

@@ -33,16 +33,7 @@ def graph_feed(batch: UserBatch) -> dict[str, np.ndarray]:
     columns and ratings, padded to the widest user with their first column and 0.
 
     Every user of a batch has at least one rating."""
-    matrix = batch.ratings
-    counts = matrix.row_counts()
-    width = int(counts.max())
-    starts = matrix.indptr[:-1]
-    rows = np.repeat(np.arange(matrix.n_rows), counts)
-    positions = np.arange(matrix.nnz) - np.repeat(starts, counts)
-    columns = np.repeat(matrix.indices[starts].astype(np.int64)[:, None], width, axis=1)
-    values = np.zeros((matrix.n_rows, width), dtype=np.float32)
-    columns[rows, positions] = matrix.indices
-    values[rows, positions] = matrix.data
+    columns, values = batch.ratings.padded()
     return dict(zip(GRAPH_INPUTS, (columns, values), strict=True))
 
 

@@ -19,7 +19,7 @@ class ModelConfig:
     kind's name sits beside this in config.json. n_items is the input width (users, for
     the item-based kind). In Mult-DAE's multinomial likelihood a rated item counts with
     weight 1 from positive_rating up and below_positive_weight under it (1: every rated
-    item alike).
+    item alike); Mult-VAE adds its KL term, weighted up to kl_cap over kl_anneal_steps.
     """
 
     n_items: int  # width of the input vector (users, for an item-based model)
@@ -32,6 +32,8 @@ class ModelConfig:
     tied: bool = False
     below_positive_weight: float = 1.0
     positive_rating: float = POSITIVE  # the data's positive threshold (positive_threshold)
+    kl_cap: float = 0.0  # Mult-VAE: the largest weight of the KL term
+    kl_anneal_steps: int = 0  # Mult-VAE: batches over which that weight rises from 0
 
     def __post_init__(self) -> None:
         if not _is_count(self.n_items):
@@ -54,6 +56,10 @@ class ModelConfig:
             raise ValueError(f"positive_rating {self.positive_rating!r}: expected a number > 0")
         if not isinstance(self.input_noise, int | float) or not 0 <= self.input_noise < 1e6:
             raise ValueError(f"input_noise {self.input_noise!r}: expected a number >= 0")
+        if not isinstance(self.kl_cap, int | float) or not 0 <= self.kl_cap <= 10:
+            raise ValueError(f"kl_cap {self.kl_cap!r}: expected a number in [0, 10]")
+        if not isinstance(self.kl_anneal_steps, int) or self.kl_anneal_steps < 0:
+            raise ValueError(f"kl_anneal_steps {self.kl_anneal_steps!r}: expected a count >= 0")
         for name in (self.activation, self.output_activation):
             if name not in ACTIVATION_NAMES:
                 raise ValueError(f"activation {name!r}: expected one of {ACTIVATION_NAMES}")

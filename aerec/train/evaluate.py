@@ -20,6 +20,8 @@ from aerec.train.baselines import (
     Biases,
     ease_block,
     gram_matrix,
+    ials_available,
+    ials_block,
     item_knn_block,
     liked_ease_block,
     popularity_block,
@@ -36,8 +38,20 @@ from aerec.train.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
-KNN_NEIGHBOURS = (20, 50, 100, 200)
+KNN_GRID = [{"neighbours": float(n)} for n in (20, 50, 100, 200)]
 EASE_REGULARISATION = (50.0, 100.0, 250.0, 500.0, 1000.0)
+EASE_GRID = [{"regularisation": value} for value in EASE_REGULARISATION]
+# iALS: factors x regularisation x confidence. On the validation slices of ML-100K u1 and
+# ml-latest-small user-temporal:0.2 the choices are (32, 10, 1) and (256, 10, 1), inside
+# the grid on every axis (a choice at an edge is logged); its fits grow with the ratings,
+# so above this many it is skipped
+IALS_GRID = [
+    {"factors": float(f), "regularization": r, "alpha": a}
+    for f in (16, 32, 64, 256, 512)
+    for r in (1.0, 10.0, 100.0)
+    for a in (0.3, 1.0, 5.0)
+]
+MAX_RATINGS_FOR_IALS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -119,44 +133,110 @@ def evaluate_model(
     return result
 
 
-BuildBlock = Callable[..., ScoreBlock]  # (train, setting, gram=None) -> a score block
+Setting = dict[str, float]  # a tuned baseline's settings by name
+# (train, setting, train's item-item gram or None) -> a score block
+BuildBlock = Callable[[CsrMatrix, Setting, np.ndarray | None], ScoreBlock]
 
 
-def _tuned(
-    name: str, build: BuildBlock, grid: Sequence[float], data: EvalData, k: int
-) -> tuple[float, ScoreBlock]:
-    """Pick the grid value with the best validation NDCG (fit -> validation), refit on train."""
-    gram = gram_matrix(data.fit)
-    scores = {}
-    for number, value in enumerate(grid, start=1):
+@dataclass(frozen=True)
+class TunedBaseline:
+    """A baseline chosen on the validation slice among the settings of its grid."""
+
+    name: str
+    build: BuildBlock
+    grid: Sequence[Setting]
+    item_item: bool  # whether it reads the n_items x n_items gram matrix
+
+
+def _tuned(baseline: TunedBaseline, data: EvalData, k: int) -> tuple[Setting, ScoreBlock]:
+    """Pick the grid's setting with the best validation NDCG (fit -> validation), refit on
+    train. A choice at the edge of the grid in some setting is logged as a warning."""
+    name, grid = baseline.name, baseline.grid
+    gram = gram_matrix(data.fit) if baseline.item_item else None
+    scores = []
+    for number, setting in enumerate(grid, start=1):
         started = time.perf_counter()
-        scores[value] = evaluate_ranking(
-            build(data.fit, value, gram=gram),
-            data.fit,
-            data.validation,
-            k,
-            threshold=data.threshold,
-        )[f"ndcg@{k}"]
+        block = baseline.build(data.fit, setting, gram)
+        ranked = evaluate_ranking(block, data.fit, data.validation, k, threshold=data.threshold)
+        scores.append(ranked[f"ndcg@{k}"])
         log.info(
-            "tuning %s (%d/%d): setting %s, validation NDCG@%d %.4f (%.1f s)",
+            "tuning %s (%d/%d): %s, validation NDCG@%d %.4f (%.1f s)",
             name,
             number,
             len(grid),
-            value,
+            _described(setting),
             k,
-            scores[value],
+            scores[-1],
             time.perf_counter() - started,
         )
-    best = max(scores, key=scores.__getitem__)
-    log.info("%s: validation NDCG@%d by setting %s; chose %s", name, k, scores, best)
-    return best, build(data.train, best)
+    best = grid[int(np.argmax(scores))]
+    log.info("%s: chose %s by validation NDCG@%d %.4f", name, _described(best), k, max(scores))
+    for key, value in best.items():
+        values = sorted({setting[key] for setting in grid})
+        if len(values) > 1 and value in (values[0], values[-1]):
+            log.warning(
+                "%s: %s %s is at the edge of the grid %s; a wider grid may score higher",
+                name,
+                key,
+                f"{value:g}",
+                ", ".join(f"{v:g}" for v in values),
+            )
+    return best, baseline.build(data.train, best, None)
 
 
-def evaluate_baselines(
-    data: EvalData, k: int = 10, liked_ease: bool = False
-) -> dict[str, dict[str, float | None]]:
-    """Global mean, biases, popularity, item-kNN and EASE on the same split; with
-    `liked_ease`, also EASE regressing the liked set on the rated set."""
+def _described(setting: Setting) -> str:
+    return ", ".join(f"{key} {value:g}" for key, value in setting.items())
+
+
+def _tuned_baselines(data: EvalData) -> list[TunedBaseline]:
+    """The tuned baselines this split allows."""
+    tuned: list[TunedBaseline] = []
+    if data.train.n_cols > MAX_ITEMS_FOR_ITEM_ITEM:
+        log.info(
+            "item-kNN and both EASE baselines skipped: %d items (limit %d)",
+            data.train.n_cols,
+            MAX_ITEMS_FOR_ITEM_ITEM,
+        )
+    else:
+        liked = data.threshold
+        tuned += [
+            TunedBaseline(
+                "item_knn",
+                lambda t, s, g: item_knn_block(t, int(s["neighbours"]), g),
+                KNN_GRID,
+                True,
+            ),
+            TunedBaseline(
+                "ease", lambda t, s, g: ease_block(t, s["regularisation"], g), EASE_GRID, True
+            ),
+            TunedBaseline(
+                "ease_liked_target",
+                lambda t, s, g: liked_ease_block(t, s["regularisation"], liked, g),
+                EASE_GRID,
+                True,
+            ),
+        ]
+    if not ials_available():
+        log.info("iALS skipped: the implicit library is not installed (pip install implicit)")
+    elif data.train.nnz > MAX_RATINGS_FOR_IALS:
+        log.info(
+            "iALS skipped: %d training ratings (limit %d for its %d-setting grid)",
+            data.train.nnz,
+            MAX_RATINGS_FOR_IALS,
+            len(IALS_GRID),
+        )
+    else:
+        build: BuildBlock = lambda t, s, g: ials_block(  # noqa: E731
+            t, int(s["factors"]), s["regularization"], s["alpha"]
+        )
+        tuned.append(TunedBaseline("ials", build, IALS_GRID, False))
+    return tuned
+
+
+def evaluate_baselines(data: EvalData, k: int = 10) -> dict[str, dict[str, float | None]]:
+    """Global mean, biases, popularity, item-kNN, EASE, liked-target EASE (the liked set
+    regressed on the rated set) and iALS on the same split; the tuned ones record their
+    chosen settings (tuned_<name>)."""
     biases = Biases.fit(data.train)
     mean = Biases(biases.mean, np.zeros_like(biases.user), np.zeros_like(biases.item))
     results: dict[str, dict[str, float | None]] = {}
@@ -164,33 +244,12 @@ def evaluate_baselines(
         results[name] = rating_block(data, model.predict_entries(data.test), biases)
         results[name].update(data.ranking(model.score_block, k))
     results["popularity"] = {**NO_RATINGS, **data.ranking(popularity_block(data.train), k)}
-    if data.train.n_cols > MAX_ITEMS_FOR_ITEM_ITEM:
-        log.info(
-            "item-kNN and EASE skipped: %d items (limit %d)",
-            data.train.n_cols,
-            MAX_ITEMS_FOR_ITEM_ITEM,
-        )
-        return results
-    tuned: list[tuple[str, BuildBlock, Sequence[float]]] = [
-        ("item_knn", lambda t, v, gram=None: item_knn_block(t, int(v), gram), KNN_NEIGHBOURS),
-        ("ease", lambda t, v, gram=None: ease_block(t, v, gram), EASE_REGULARISATION),
-    ]
-    if liked_ease:
-        tuned.append(
-            (
-                "ease_liked_target",
-                lambda t, v, gram=None: liked_ease_block(
-                    t, v, positive_threshold(float(t.data.max())), gram
-                ),
-                EASE_REGULARISATION,
-            )
-        )
-    for name, build, grid in tuned:
-        chosen, block = _tuned(name, build, grid, data, k)
-        results[name] = {
+    for baseline in _tuned_baselines(data):
+        chosen, block = _tuned(baseline, data, k)
+        results[baseline.name] = {
             **NO_RATINGS,
             **data.ranking(block, k),
-            "tuned": chosen,
+            **{f"tuned_{key}": value for key, value in chosen.items()},
         }
     return results
 

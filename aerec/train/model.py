@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aerec.train.config import ModelConfig
+from aerec.train.rows import RatedRows
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -47,10 +48,15 @@ class RatedSetInput(InputTransform):
 
 
 class Network(nn.Module):
-    """What a kind trains and export-onnx ships: dense rows in (`forward`), and the same
-    in eval mode for each user's rated columns and ratings (`forward_sparse`)."""
+    """What a kind trains and export-onnx ships, in three forms of one function: a training
+    batch in (`forward_rows`), dense rows in eval mode (`forward`: validation and
+    predictions), and each user's rated columns and ratings in eval mode (`forward_sparse`:
+    the scoring graph)."""
 
     config: ModelConfig
+
+    def forward_rows(self, rows: RatedRows) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -84,14 +90,25 @@ class AutoEncoder(Network):
         assert self.decoder is not None
         return [(layer.weight, layer.bias) for layer in _linears(self.decoder)]
 
-    def forward(self, ratings: torch.Tensor) -> torch.Tensor:
-        values = self.inputs.values(ratings)
+    def forward_rows(self, rows: RatedRows) -> torch.Tensor:
+        """The training forward pass: noise and dropout touch the rated entries only, then
+        the first layer multiplies the rows made dense. Its weight's gradient is dense
+        either way, and a dense product is faster to differentiate than the gather of
+        `forward_sparse` (bench/train.py)."""
+        values = self.inputs.values(rows.values)
         hidden = values
         if self.training and self.config.input_noise > 0:
             hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
         hidden = self.input_dropout(hidden)
         first = _linears(self.encoder)[0]
-        pre = self.inputs.scaled(F.linear(hidden, first.weight), values)
+        pre = self.inputs.scaled(F.linear(rows.dense(hidden), first.weight), values)
+        return self._after_first_layer(pre + first.bias)
+
+    def forward(self, ratings: torch.Tensor) -> torch.Tensor:
+        """Dense rows in eval mode (no noise, no dropout: `forward_rows` trains)."""
+        values = self.inputs.values(ratings)
+        first = _linears(self.encoder)[0]
+        pre = self.inputs.scaled(F.linear(values, first.weight), values)
         return self._after_first_layer(pre + first.bias)
 
     def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -114,7 +131,10 @@ class AutoEncoder(Network):
         hidden = self.activation(pre)
         for layer in _linears(self.encoder)[1:]:
             hidden = self.activation(layer(hidden))
-        hidden = self.code_dropout(hidden)
+        return self._decode(self.code_dropout(hidden))
+
+    def _decode(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The decoder's layers from the code to the output."""
         decoder = self._decoder_layers()
         for n, (weight, bias) in enumerate(decoder):
             hidden = F.linear(hidden, weight, bias)

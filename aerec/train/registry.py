@@ -14,12 +14,19 @@ from aerec.train.kinds.blend import RatingBlend
 from aerec.train.kinds.item import ItemAutoEncoder
 from aerec.train.kinds.multinomial import MultinomialAutoEncoder
 from aerec.train.kinds.rating import RatingAutoEncoder
+from aerec.train.kinds.variational import VariationalMultinomial
 from aerec.train.presets import PRESETS, Preset
 from aerec.train.recommender import Recommender
 
 KINDS: dict[str, type[Recommender]] = {
     kind.name: kind
-    for kind in (RatingAutoEncoder, MultinomialAutoEncoder, ItemAutoEncoder, RatingBlend)
+    for kind in (
+        RatingAutoEncoder,
+        MultinomialAutoEncoder,
+        VariationalMultinomial,
+        ItemAutoEncoder,
+        RatingBlend,
+    )
 }
 
 

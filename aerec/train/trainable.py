@@ -1,7 +1,7 @@
 """What the trainer trains: a `Trainable` builds its network, computes its loss on a batch
-(extra terms such as a KL divergence with an annealing schedule included: the loss sees
-where training is, `TrainStep`) and scores the validation slice. The trainer never looks
-at what kind of model it trains."""
+of `RatedRows` (extra terms such as a KL divergence with an annealing schedule included:
+the loss sees where training is, `TrainStep`) and scores the validation slice. The trainer
+never looks at what kind of model it trains."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch import nn
 
 from aerec.data.csr import CsrMatrix
+from aerec.train.model import Network
+from aerec.train.rows import RatedRows
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,16 @@ class Trainable(Protocol):
     @property
     def selection(self) -> Selection: ...
 
-    def new_network(self) -> nn.Module:
+    def new_network(self) -> Network:
         """A freshly initialised network (after the trainer has seeded torch)."""
         ...
 
-    def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
-        """The training objective of one batch of dense rows (the input is the target)."""
+    def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
+        """The training objective of one batch of rows (the input is the target)."""
         ...
 
     def validate(
-        self, network: nn.Module, fit: CsrMatrix, validation: CsrMatrix, device: str
+        self, network: Network, fit: CsrMatrix, validation: CsrMatrix, device: str
     ) -> float:
         """The selection metric on `validation`, scored from the `fit` rows."""
         ...

@@ -35,3 +35,15 @@ def test_densify_empty_row() -> None:
     np.testing.assert_array_equal(
         csr.densify(np.array([0, 1, 2])), [[0, 0, 0, 0], [0, 0, 5, 0], [0, 0, 0, 0]]
     )
+
+
+def test_padded_rows_exact_example() -> None:
+    """Each row's columns and values, padded to the widest row with its first column and 0;
+    an empty row is column 0 with value 0."""
+    matrix = CsrMatrix.from_indices(
+        np.array([0, 0, 0, 2]), np.array([1, 4, 6, 3]), np.array([5.0, 3.0, 1.0, 2.0]), 3, 7
+    )
+    columns, values = matrix.padded()
+    assert columns.dtype == np.int64 and values.dtype == np.float32
+    assert columns.tolist() == [[1, 4, 6], [0, 0, 0], [3, 3, 3]]
+    assert values.tolist() == [[5.0, 3.0, 1.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]

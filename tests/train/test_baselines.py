@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from aerec.train.baselines import (
     liked_ease_block,
     popularity_block,
 )
+from aerec.train.metrics import ScoreBlock
 
 
 def csr(dense: np.ndarray) -> CsrMatrix:
@@ -63,3 +66,54 @@ def test_item_knn_keeps_top_neighbours() -> None:
     # user 0 rated items 0 and 1; each item's single nearest neighbour is kept
     assert scores[0, 2] == 0.0  # item 2's only neighbour is item 3
     assert scores[0, 0] > 0 and scores[0, 1] > 0
+
+
+def test_ials_ranks_the_unrated_item_of_a_users_own_group_first() -> None:
+    """Two groups of 20 users, each rating 9 of its group's 10 items (a different one left
+    out per user): iALS, whose factors learn the groups, ranks the missing item first."""
+    from aerec.train.baselines import ials_block
+
+    dense = np.zeros((40, 20))
+    for user in range(40):
+        own = 10 * (user // 20)
+        dense[user, own : own + 10] = 5.0
+        dense[user, own + user % 10] = 0.0
+    train = csr(dense)
+    scores = ials_block(train, factors=4, regularization=0.1, alpha=1.0)(np.arange(40))
+    scores[dense != 0] = -np.inf
+    wanted = [10 * (user // 20) + user % 10 for user in range(40)]
+    assert scores.argmax(axis=1).tolist() == wanted
+
+
+def test_a_tuned_choice_at_the_edge_of_its_grid_is_a_warning(
+    tiny_data: tuple[Path, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings score -(a - 3)^2 on validation: on a grid of 1..3 the choice is at its edge
+    (a warning); on 1..5 it is inside (none); the refit on train uses the choice."""
+    from aerec.data.split import load_split
+    from aerec.train import evaluate
+    from aerec.train.evaluate import TunedBaseline, _tuned
+    from aerec.train.pipeline import eval_data
+
+    data, _ = eval_data(load_split(tiny_data[0], "random:0.2", 0), 0)
+    closeness: dict[int, float] = {}
+    built: list[tuple[CsrMatrix, float]] = []
+
+    def build(train: CsrMatrix, setting: dict[str, float], gram: np.ndarray | None) -> ScoreBlock:
+        block = popularity_block(train)
+        closeness[id(block)] = -((setting["a"] - 3) ** 2)
+        built.append((train, setting["a"]))
+        return block
+
+    def ranking(block: ScoreBlock, *args: object, **kwargs: object) -> dict[str, float]:
+        return {"ndcg@10": closeness[id(block)]}
+
+    monkeypatch.setattr(evaluate, "evaluate_ranking", ranking)
+    for grid, edge in (((1.0, 2.0, 3.0), True), ((1.0, 3.0, 5.0), False)):
+        caplog.clear()
+        built.clear()
+        baseline = TunedBaseline("toy", build, [{"a": a} for a in grid], item_item=False)
+        chosen, _ = _tuned(baseline, data, 10)
+        assert chosen == {"a": 3.0}
+        assert built[-1] == (data.train, 3.0) and all(t is data.fit for t, _ in built[:-1])
+        assert any("at the edge of the grid" in r.message for r in caplog.records) == edge

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -36,17 +37,33 @@ def test_multinomial_nll_exact() -> None:
     from aerec.train.loss import multinomial_nll, rating_weights
 
     logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))
-    target = torch.tensor([[4.0, 0.0, 1.0]])
-    # weight 1: items 0 and 2 count alike, whatever the rating (Mult-DAE)
-    every = rating_weights(target, 4.0, 1.0)
-    assert every.tolist() == [[1.0, 0.0, 1.0]]
-    assert multinomial_nll(logits, every).item() == pytest.approx(-(math.log(0.5) + math.log(0.25)))
+    # the user rated item 0 (4 stars) and item 2 (1 star), padded with column 0 and value 0
+    columns = torch.tensor([[0, 2, 0]])
+    values = torch.tensor([[4.0, 1.0, 0.0]])
+    # weight 1: items 0 and 2 count alike, whatever the rating (Mult-DAE); padding counts 0
+    every = rating_weights(values, 4.0, 1.0)
+    assert every.tolist() == [[1.0, 1.0, 0.0]]
+    expected = -(math.log(0.5) + math.log(0.25))
+    assert multinomial_nll(logits, columns, every).item() == pytest.approx(expected)
     # item 2 is rated below 4: it counts with weight 0.3
-    liked = rating_weights(target, 4.0, 0.3)
-    assert liked[0].tolist() == pytest.approx([1.0, 0.0, 0.3])
-    assert multinomial_nll(logits, liked).item() == pytest.approx(
+    liked = rating_weights(values, 4.0, 0.3)
+    assert liked[0].tolist() == pytest.approx([1.0, 0.3, 0.0])
+    assert multinomial_nll(logits, columns, liked).item() == pytest.approx(
         -(math.log(0.5) + 0.3 * math.log(0.25))
     )
+
+
+def test_multinomial_nll_equals_the_dense_log_softmax() -> None:
+    """The sparse form is the dense definition: minus the weighted log-softmax, per user."""
+    from aerec.train.loss import multinomial_nll
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, generator=generator)
+    columns = torch.tensor([[1, 4, 1], [0, 6, 2], [5, 5, 5]])
+    weights = torch.tensor([[1.0, 0.3, 0.0], [1.0, 1.0, 0.3], [1.0, 0.0, 0.0]])
+    dense = torch.zeros(3, 7).scatter_add_(1, columns, weights)
+    expected = -(torch.log_softmax(logits, dim=1) * dense).sum(dim=1).mean()
+    torch.testing.assert_close(multinomial_nll(logits, columns, weights), expected)
 
 
 def test_tied_decoder_shares_encoder_weights() -> None:
@@ -71,10 +88,22 @@ def test_multinomial_input_is_the_normalised_rated_set() -> None:
     torch.testing.assert_close(model(ratings), expected)
 
 
-def test_input_noise_only_in_training() -> None:
-    model = AutoEncoder(ModelConfig(n_items=5, hidden=[3], input_noise=0.5)).eval()
-    x = torch.rand(2, 5)
-    torch.testing.assert_close(model(x), model(x))
+def test_training_forward_is_the_eval_forward_without_noise_and_dropout() -> None:
+    """forward_rows (training) and forward (dense, eval) are one function: in eval mode
+    they agree; in training mode the noise and dropout change the output."""
+    from aerec.data.csr import CsrMatrix
+    from aerec.train.rows import RatedRows
+
+    config = ModelConfig(n_items=5, hidden=[3], input_noise=0.5, input_dropout=0.5)
+    model = AutoEncoder(config).eval()
+    matrix = CsrMatrix.from_indices(
+        np.array([0, 0, 1]), np.array([1, 3, 4]), np.array([4.0, 2.0, 5.0]), 2, 5
+    )
+    rows = RatedRows.of(matrix, np.arange(2), "cpu")
+    dense = torch.from_numpy(matrix.densify(np.arange(2)))
+    torch.testing.assert_close(model.forward_rows(rows), model(dense))
+    torch.manual_seed(0)
+    assert not torch.allclose(model.train().forward_rows(rows), model.eval()(dense))
 
 
 def test_ensemble_is_the_mean_of_its_members() -> None:

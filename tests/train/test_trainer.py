@@ -134,8 +134,9 @@ def test_the_loss_sees_where_training_is() -> None:
     """A kind's loss gets each batch's TrainStep (the clock of a KL annealing schedule):
     epochs from 1, batches counted over every epoch, progress from 0."""
     import torch
-    from torch import nn
 
+    from aerec.train.model import Network
+    from aerec.train.rows import RatedRows
     from aerec.train.trainable import Selection, TrainStep
 
     fit, validation = matrices()
@@ -145,14 +146,14 @@ def test_the_loss_sees_where_training_is() -> None:
     class Recording:
         selection = Selection("val_rmse", higher_is_better=False)
 
-        def new_network(self) -> nn.Module:
+        def new_network(self) -> Network:
             return inner.new_network()
 
-        def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
+        def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
             seen.append(step)
             return inner.loss(network, batch, step)
 
-        def validate(self, network: nn.Module, *args: object) -> float:
+        def validate(self, network: Network, *args: object) -> float:
             return inner.validate(network, *args)  # type: ignore[arg-type]
 
     config = TrainConfig(epochs=3, batch_size=50, patience=10)

@@ -22,6 +22,7 @@ from aerec.train.model import AutoEncoder, Ensemble, InputTransform, Network
 from aerec.train.predict import model_scores, predict_observed
 from aerec.train.presets import Preset
 from aerec.train.recommender import FitRecord, Recommender
+from aerec.train.rows import RatedRows
 from aerec.train.trainable import Selection, TrainStep
 from aerec.train.trainer import TrainResult, train_network
 
@@ -52,12 +53,12 @@ class AutoEncoderKind(Recommender):
         return networks[0] if len(networks) == 1 else Ensemble(networks)
 
     @abstractmethod
-    def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
+    def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
         """The training objective of a batch of the rows the network reads."""
 
     @abstractmethod
     def validate(
-        self, network: nn.Module, fit: CsrMatrix, validation: CsrMatrix, device: str
+        self, network: Network, fit: CsrMatrix, validation: CsrMatrix, device: str
     ) -> float: ...
 
     @staticmethod
@@ -98,14 +99,14 @@ class AutoEncoderKind(Recommender):
         ensemble averages the members."""
         fit, validation = self.oriented(fit), self.oriented(validation)
         results = self._train_members(fit, validation, train, None, device, progress)
+        metric = self.selection.metric
         if self.members == 1:
             history = results[0].history
+            best = history[results[0].best_epoch - 1][metric]  # the kept epoch's score
         else:
             history = [{"member": n, **row} for n, r in enumerate(results) for row in r.history]
-        best = self.validate(self.network, fit, validation, "cpu")
-        selected = Validation(
-            metric=self.selection.metric, best=best, best_epoch=[r.best_epoch for r in results]
-        )
+            best = self.validate(self.network, fit, validation, "cpu")  # the ensemble's
+        selected = Validation(metric=metric, best=best, best_epoch=[r.best_epoch for r in results])
         return FitRecord(history=history, validation=selected, device=results[0].device)
 
     def refit(

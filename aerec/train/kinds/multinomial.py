@@ -5,14 +5,14 @@ selected by validation NDCG@10; scores are logits (they rank, they are not ratin
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from aerec.data.csr import CsrMatrix
 from aerec.train.kinds.autoencoder import AutoEncoderKind
 from aerec.train.loss import multinomial_nll, rating_weights
 from aerec.train.metrics import evaluate_ranking, positive_threshold
-from aerec.train.model import RatedSetInput
+from aerec.train.model import Network, RatedSetInput
 from aerec.train.predict import model_scores
+from aerec.train.rows import RatedRows
 from aerec.train.trainable import Selection, TrainStep
 
 
@@ -26,13 +26,13 @@ class MultinomialAutoEncoder(AutoEncoderKind):
     def selection(self) -> Selection:
         return Selection("val_ndcg@10", higher_is_better=True)
 
-    def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
+    def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
         config = self.config
-        weights = rating_weights(batch, config.positive_rating, config.below_positive_weight)
-        return multinomial_nll(network(batch), weights)
+        weights = rating_weights(batch.values, config.positive_rating, config.below_positive_weight)
+        return multinomial_nll(network.forward_rows(batch), batch.columns, weights)
 
     def validate(
-        self, network: nn.Module, fit: CsrMatrix, validation: CsrMatrix, device: str
+        self, network: Network, fit: CsrMatrix, validation: CsrMatrix, device: str
     ) -> float:
         threshold = positive_threshold(float(fit.data.max()))
         block = lambda rows: model_scores(network, fit, rows, device)  # noqa: E731

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from aerec.data.csr import CsrMatrix
 from aerec.train.kinds.autoencoder import AutoEncoderKind
 from aerec.train.loss import masked_mse
 from aerec.train.metrics import rmse
+from aerec.train.model import Network
 from aerec.train.predict import predict_observed
+from aerec.train.rows import RatedRows
 from aerec.train.trainable import Selection, TrainStep
 
 
@@ -24,11 +25,11 @@ class RatingAutoEncoder(AutoEncoderKind):
     def selection(self) -> Selection:
         return Selection("val_rmse", higher_is_better=False)
 
-    def loss(self, network: nn.Module, batch: torch.Tensor, step: TrainStep) -> torch.Tensor:
-        return masked_mse(network(batch), batch)
+    def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
+        return masked_mse(batch.at(network.forward_rows(batch)), batch.values)
 
     def validate(
-        self, network: nn.Module, fit: CsrMatrix, validation: CsrMatrix, device: str
+        self, network: Network, fit: CsrMatrix, validation: CsrMatrix, device: str
     ) -> float:
         predicted = predict_observed(network, fit, validation, device)
         scale = (float(fit.data.min()), float(fit.data.max()))
