@@ -10,6 +10,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,28 @@ def big_ratings(model: Path, path: Path, users: int) -> Path:
     )
     frame.write_csv(path)
     return path
+
+
+def published_state(out: Path) -> dict[str, bytes]:
+    """Where `current` points and every file of the published run, as a reader sees them."""
+    run = out / "current"
+    state = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    state["current"] = os.readlink(out / "current").encode()
+    return state
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs, so a write really runs out of space (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def browser_dom(page: Path) -> str:

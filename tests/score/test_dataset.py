@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import duckdb
 import onnx
 import polars as pl
 import pytest
-from conftest import big_ratings, nightly_run, score_table
+from conftest import big_ratings, nightly_run, published_state, score_table
 
 from aerec.contracts import LEGACY_LINKS
 from aerec.errors import InputError, LockHeld
@@ -266,14 +265,6 @@ def test_downstream_polars_reads_the_contract(published: Path) -> None:
     assert pl.scan_parquet(published / "current" / "recs").collect().equals(recs)  # the folder
 
 
-def published_state(out: Path) -> dict[str, bytes]:
-    """Where `current` points and every file of the published run, as a reader sees them."""
-    run = out / "current"
-    state = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    state["current"] = os.readlink(out / "current").encode()
-    return state
-
-
 def test_the_published_run_holds_the_table_in_a_folder_of_its_own(published: Path) -> None:
     manifest = current_manifest(published)
     assert os.readlink(published / "current") == f"runs/{manifest['run']}"
@@ -363,20 +354,6 @@ def test_a_failed_switch_leaves_the_publication(
     with pytest.raises(OSError, match="No space"):
         nightly_run(tiny_model, tiny_data[0], published, device="cpu")
     assert published_state(published) == before
-
-
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs, so a write really runs out of space (root only)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
 
 
 def test_disk_full_leaves_nightly_publication(

@@ -15,7 +15,14 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import assert_same_health, nightly_run, score_table, shared_file
+from conftest import (
+    assert_same_health,
+    big_ratings,
+    nightly_run,
+    published_state,
+    score_table,
+    shared_file,
+)
 
 from aerec.contracts import ATTEMPTS_FILE, part_bucket, user_bucket
 from aerec.errors import InputError
@@ -376,3 +383,53 @@ def test_ray_takes_the_text_layouts_the_local_engine_takes(
             "manifest.json",
             "recs",
         ]
+
+
+class ReversingScorer(PartScorer):
+    """Gets its bucket's rows in reverse order: Ray Data promises no order within a group."""
+
+    def __call__(self, group: Any) -> dict[str, Any]:
+        return super().__call__(group.take(np.arange(group.num_rows)[::-1]))
+
+
+def test_a_pair_rated_twice_at_one_timestamp_keeps_the_later_files_rating(
+    cluster: None,
+    tiny_model: Path,
+    tiny_data: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forty ratings are repeated in a second file with the same timestamp and another
+    rating: whatever order Ray hands a bucket's rows in, the later file's rating is kept,
+    as the local engine keeps the later row of the two files concatenated."""
+    frame = pl.read_csv(tiny_data[0]).rename({"userId": "user_id", "movieId": "item_id"})
+    first, second = frame.slice(0, frame.height // 2), frame.slice(frame.height // 2)
+    repeated = first.slice(0, 40).with_columns((5.5 - pl.col("rating")).alias("rating"))
+    ratings = tmp_path / "ratings"
+    ratings.mkdir()
+    first.write_parquet(ratings / "a.parquet")
+    pl.concat([second, repeated]).write_parquet(ratings / "b.parquet")
+    concatenated = tmp_path / "all.parquet"
+    pl.concat([first, second, repeated]).write_parquet(concatenated)
+    single = tmp_path / "single.parquet"
+    score_table(tiny_model, concatenated, single, device="cpu")
+    monkeypatch.setattr(ray_engine, "PartScorer", ReversingScorer)
+    out = tmp_path / "ray"
+    score_table(tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
+    assert_same_rows(single, out)
+
+
+def test_a_ray_run_on_a_full_disk_says_errno_28(
+    cluster: None, small_disk: Path, tiny_model: Path, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The workers' part files fill a 1 MiB disk: one line with [Errno 28], exit 1, and
+    the published run as it was."""
+    out = small_disk / "recs"
+    ratings = as_parquet(tiny_data[0], tmp_path / "ratings.parquet")
+    nightly_run(tiny_model, ratings, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+    before = published_state(out)
+    big = tmp_path / "big.parquet"
+    pl.read_csv(big_ratings(tiny_model, tmp_path / "big.csv", 60_000)).write_parquet(big)
+    with pytest.raises(OSError, match=r"\[Errno 28\] No space left on device"):
+        nightly_run(tiny_model, big, out, device="cpu", engine="ray", ray=ONE_ACTOR)
+    assert published_state(out) == before

@@ -67,6 +67,8 @@ from aerec.score.vectors import ReadCounts, build_user_vectors
 log = logging.getLogger(__name__)
 
 BUCKET = "_aerec_part"
+ORDER = "_aerec_order"  # a rating's place in the input: file number * ROWS_PER_FILE + row
+ROWS_PER_FILE = 1 << 40
 RATINGS_PER_PART = 1_000_000  # default --parts: at least this many ratings per part
 RATINGS_PER_PART_WARNING = 4_000_000  # a bucket is scored in one task: keep it in memory
 BYTES_PER_TEXT_RATING = 20  # about, in the MovieLens text layouts (to choose --parts)
@@ -85,14 +87,42 @@ class RayOptions:
     num_gpus: float = 0.0  # per actor (with --device cuda)
 
 
-def _prepare(block: pa.Table, parts: int, source: str, wanted: list[int] | None) -> pa.Table:
-    """A Ray Data block as canonical, validated ratings with each user's bucket (only the
+def _pieces(source: InputFiles) -> list[dict[str, Any]]:
+    """One read task per row group of every listed file, with the place of its first row in
+    the total order of the input (file number, then row)."""
+    pieces = []
+    for number, path in enumerate(source.files):
+        try:
+            metadata = pq.ParquetFile(path).metadata
+        except (OSError, pa.ArrowException) as error:
+            raise file_error(path, f"not a readable Parquet file: {error}") from None
+        first = number * ROWS_PER_FILE
+        for group in range(metadata.num_row_groups):
+            pieces.append({"path": str(path), "row_group": group, "first": first})
+            first += metadata.row_group(group).num_rows
+    return pieces
+
+
+def _read_pieces(pieces: pa.Table, parts: int, wanted: list[int] | None) -> pa.Table:
+    """The row groups `pieces` names as canonical, validated ratings (errors name their own
+    file), each rating with its place in the input's order and its user's bucket (only the
     `wanted` users' ratings, when given)."""
-    frame = canonical_block(source, pl.from_arrow(block))  # type: ignore[arg-type]
-    if wanted is not None:
-        frame = frame.filter(pl.col("user_id").is_in(pl.Series(wanted, dtype=pl.Int64).implode()))
-    buckets = user_bucket(frame["user_id"].to_numpy(), parts)
-    return frame.with_columns(pl.Series(BUCKET, buckets)).to_arrow()
+    frames = []
+    for piece in pieces.to_pylist():
+        path = piece["path"]
+        try:
+            block = pq.ParquetFile(path).read_row_group(piece["row_group"])
+        except (OSError, pa.ArrowException) as error:
+            raise file_error(path, f"not a readable Parquet file: {error}") from None
+        frame = canonical_block(path, pl.from_arrow(block))  # type: ignore[arg-type]
+        order = pl.int_range(pl.len(), dtype=pl.Int64) + piece["first"]
+        frame = frame.with_columns(order.alias(ORDER))
+        if wanted is not None:
+            listed = pl.Series(wanted, dtype=pl.Int64).implode()
+            frame = frame.filter(pl.col("user_id").is_in(listed))
+        buckets = user_bucket(frame["user_id"].to_numpy(), parts)
+        frames.append(frame.with_columns(pl.Series(BUCKET, buckets)))
+    return pl.concat(frames).to_arrow()
 
 
 @dataclass(frozen=True)
@@ -131,7 +161,7 @@ class PartScorer:
         frame = pl.from_arrow(group)
         assert isinstance(frame, pl.DataFrame)
         bucket = int(frame[BUCKET][0])
-        frame = frame.drop(BUCKET).sort("user_id", maintain_order=True)
+        frame = frame.sort("user_id", ORDER).drop(BUCKET, ORDER)  # the input's order
         vectors = build_user_vectors(frame, self.scorer.info.items, job.source)
         record: dict[str, Any] = {
             **_EMPTY,
@@ -188,6 +218,17 @@ def _written(
 
 
 _RAISED_IN_TASK = re.compile(r"aerec\.errors\.(\w+): (.+)")
+_SYSTEM_ERROR_IN_TASK = re.compile(r"\[errno (\d+)\]", re.IGNORECASE)
+
+
+def _system_cause(error: BaseException) -> OSError | None:
+    """The system's refusal (a full disk, a permission) behind a Ray task failure, as one
+    OSError with its errno and the system's words, instead of the task's traceback text."""
+    found = _SYSTEM_ERROR_IN_TASK.search(str(error)) if isinstance(error, OSError) else None
+    if found is None:
+        return None
+    number = int(found.group(1))
+    return OSError(number, os.strerror(number))
 
 
 def _aerec_cause(error: BaseException) -> AerecError | None:
@@ -279,30 +320,29 @@ def ray_session(options: RayOptions) -> Iterator[None]:
 
 
 def _prepared_files(source: InputFiles, parts: int, wanted: pl.Series | None) -> Any:
-    """A Ray Dataset of exactly the listed files, each block validated as canonical ratings
-    (errors name its own file) and tagged with its users' part.
+    """A Ray Dataset of exactly the listed files, read a row group a task: each rating
+    validated (errors name its own file), placed in the input's order (so a pair rated
+    twice at one timestamp keeps the same rating on every run, as on the local engine) and
+    tagged with its user's part.
 
-    One read per file, united: Ray Data recurses into a directory's subfolders, and Ray
-    2.60 given a list of paths fails in its HTTP filesystem probe when fsspec's aiohttp is
-    not installed; validating each file before the union also means a file whose column
-    has another type is named instead of failing the union."""
+    The driver lists the row groups from the Parquet footers: Ray Data's own reader would
+    recurse into a directory's subfolders and gives no row's place in its file."""
     import ray.data
 
-    reads = [(path, ray.data.read_parquet(str(path))) for path in source.files]
-    count = sum(read.count() for _, read in reads)  # from the Parquet footers
+    pieces = _pieces(source)
+    count = sum(pq.ParquetFile(path).metadata.num_rows for path in source.files)
+    if count == 0:
+        raise file_error(source.path, "file has no ratings")
     log.info("%d ratings in %d parts", count, parts)
     if count > parts * RATINGS_PER_PART_WARNING:
         log.warning("more than %d ratings per part: raise --parts", RATINGS_PER_PART_WARNING)
     users = None if wanted is None else wanted.to_list()
-    prepared = [
-        read.map_batches(
-            _prepare,  # type: ignore[arg-type]
-            batch_format="pyarrow",
-            fn_kwargs={"parts": parts, "source": str(path), "wanted": users},
-        )
-        for path, read in reads
-    ]
-    return prepared[0].union(*prepared[1:]) if len(prepared) > 1 else prepared[0]
+    return ray.data.from_items(pieces, override_num_blocks=max(1, len(pieces))).map_batches(
+        _read_pieces,  # type: ignore[arg-type]
+        batch_format="pyarrow",
+        batch_size=1,
+        fn_kwargs={"parts": parts, "wanted": users},
+    )
 
 
 class RayEngine:
@@ -418,7 +458,7 @@ class RayEngine:
                 .take_all()
             )
         except Exception as error:
-            cause = _aerec_cause(error)
+            cause = _aerec_cause(error) or _system_cause(error)
             if cause is not None:
                 raise cause from None
             raise
