@@ -24,7 +24,7 @@ from conftest import (
     shared_file,
 )
 
-from aerec.contracts import ATTEMPTS_FILE, part_bucket, user_bucket
+from aerec.contracts import ATTEMPTS_FILE, USERS_DIR, part_bucket, user_bucket
 from aerec.errors import InputError
 from aerec.io.digest import file_sha256
 from aerec.score.engines import ray as ray_engine
@@ -64,8 +64,12 @@ def as_parquet(ratings: Path, out: Path, pieces: int = 1) -> Path:
 
 
 def assert_same_rows(single: Path, parts: Path) -> None:
-    """The same users, ranks and items; scores within 1e-5."""
-    want = pl.read_parquet(single)
+    """The same users, ranks and items; scores within 1e-5 (`single` a file, or a local
+    partitioned run)."""
+    if single.is_dir():
+        want = pl.read_parquet(single / "recs" / "*.parquet").sort("user_id", "rank")
+    else:
+        want = pl.read_parquet(single)
     got = pl.read_parquet(parts / "recs" / "*.parquet").sort("user_id", "rank")
     assert got.select("user_id", "rank", "item_id", "source").equals(
         want.select("user_id", "rank", "item_id", "source")
@@ -411,12 +415,21 @@ def test_a_pair_rated_twice_at_one_timestamp_keeps_the_later_files_rating(
     pl.concat([second, repeated]).write_parquet(ratings / "b.parquet")
     concatenated = tmp_path / "all.parquet"
     pl.concat([first, second, repeated]).write_parquet(concatenated)
-    single = tmp_path / "single.parquet"
-    score_table(tiny_model, concatenated, single, device="cpu")
+    local = tmp_path / "local"
+    score_table(tiny_model, concatenated, local, parts=4, device="cpu", fingerprints=True)
     monkeypatch.setattr(ray_engine, "PartScorer", ReversingScorer)
     out = tmp_path / "ray"
-    score_table(tiny_model, ratings, out, device="cpu", parts=4, engine="ray", ray=ONE_ACTOR)
-    assert_same_rows(single, out)
+    run = {"device": "cpu", "parts": 4, "engine": "ray", "ray": ONE_ACTOR, "fingerprints": True}
+    score_table(tiny_model, ratings, out, **run)
+    assert_same_rows(local, out)
+    # each user's fingerprint covers the exact ratings kept: equal only if the same were
+    assert kept_ratings(out) == kept_ratings(local)
+
+
+def kept_ratings(table: Path) -> dict[int, bytes]:
+    """Each user's fingerprint in a partitioned run's USERS_DIR."""
+    prints = pl.read_parquet(table / USERS_DIR / "*.parquet")
+    return dict(zip(prints["user_id"].to_list(), prints["fingerprint"].to_list(), strict=True))
 
 
 def test_a_ray_run_on_a_full_disk_says_errno_28(

@@ -87,10 +87,10 @@ class RayOptions:
     num_gpus: float = 0.0  # per actor (with --device cuda)
 
 
-def _pieces(source: InputFiles) -> list[dict[str, Any]]:
+def _pieces(source: InputFiles) -> tuple[list[dict[str, Any]], int]:
     """One read task per row group of every listed file, with the place of its first row in
-    the total order of the input (file number, then row)."""
-    pieces = []
+    the total order of the input (file number, then row); and the number of ratings."""
+    pieces, count = [], 0
     for number, path in enumerate(source.files):
         try:
             metadata = pq.ParquetFile(path).metadata
@@ -100,7 +100,8 @@ def _pieces(source: InputFiles) -> list[dict[str, Any]]:
         for group in range(metadata.num_row_groups):
             pieces.append({"path": str(path), "row_group": group, "first": first})
             first += metadata.row_group(group).num_rows
-    return pieces
+        count += metadata.num_rows
+    return pieces, count
 
 
 def _read_pieces(pieces: pa.Table, parts: int, wanted: list[int] | None) -> pa.Table:
@@ -329,8 +330,7 @@ def _prepared_files(source: InputFiles, parts: int, wanted: pl.Series | None) ->
     recurse into a directory's subfolders and gives no row's place in its file."""
     import ray.data
 
-    pieces = _pieces(source)
-    count = sum(pq.ParquetFile(path).metadata.num_rows for path in source.files)
+    pieces, count = _pieces(source)
     if count == 0:
         raise file_error(source.path, "file has no ratings")
     log.info("%d ratings in %d parts", count, parts)
