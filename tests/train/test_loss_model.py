@@ -66,6 +66,23 @@ def test_multinomial_nll_equals_the_dense_log_softmax() -> None:
     torch.testing.assert_close(multinomial_nll(logits, columns, weights), expected)
 
 
+def test_multinomial_nll_gradient_is_the_dense_forms() -> None:
+    """The fused backward gives the gradient autograd gives for the dense definition,
+    with repeated columns, padding of weight 0 and large logits (no overflow)."""
+    from aerec.train.loss import multinomial_nll
+
+    generator = torch.Generator().manual_seed(1)
+    base = torch.randn(4, 9, generator=generator) * 30
+    columns = torch.tensor([[1, 2, 1], [0, 8, 3], [5, 5, 5], [2, 2, 0]])
+    weights = torch.tensor([[1.0, 0.3, 1.0], [1.0, 1.0, 0.0], [0.3, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    dense = torch.zeros(4, 9).scatter_add_(1, columns, weights)
+    fused, by_autograd = base.clone().requires_grad_(), base.clone().requires_grad_()
+    (3 * multinomial_nll(fused, columns, weights)).backward()
+    (3 * -(torch.log_softmax(by_autograd, dim=1) * dense).sum(dim=1).mean()).backward()
+    assert fused.grad is not None and by_autograd.grad is not None
+    torch.testing.assert_close(fused.grad, by_autograd.grad)
+
+
 def test_tied_decoder_shares_encoder_weights() -> None:
     model = AutoEncoder(ModelConfig(n_items=12, hidden=[6, 3], tied=True))
     names = {name for name, _ in model.named_parameters()}
