@@ -246,7 +246,7 @@ def nightly(
     k: int | None,
     keep: int,
     retain_minutes: float,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     gates: Gates,
     no_fallback: bool,

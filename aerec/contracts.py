@@ -36,6 +36,19 @@ MIN_ROWS_FRACTION = 0.5  # refuse a table with fewer rows than this share of the
 MIN_POPULARITY_AGREEMENT = 0.3
 MIN_SHARED_ITEMS = 20  # fewer shared items than this: too few to judge, not checked
 MAX_BATCH_SIZE = 65_536  # users in one scoring batch (--batch-size)
+CPU_BATCH_SIZE = 512  # --batch-size's default on the CPU provider
+# --batch-size's default on CUDA: as many users as this much GPU memory holds, each with
+# its [n_items] float32 scores three times over (the decoder's output, TopK's work) and
+# its 256 padded ratings' first-layer rows at up to 1,024 units
+CUDA_BATCH_MEMORY = 4 << 30
+
+
+def cuda_batch_size(n_items: int) -> int:
+    """--batch-size's default on CUDA for a model of n_items (CUDA_BATCH_MEMORY)."""
+    per_user = 4 * (3 * n_items + 256 * 1024)
+    return max(CPU_BATCH_SIZE, min(MAX_BATCH_SIZE, CUDA_BATCH_MEMORY // per_user))
+
+
 # health gates (README "Health figures"; bench/health_thresholds.py measured the choice)
 MAX_ITEM_SHARE = 0.8  # refuse a table whose most frequent item is in more of the lists
 MIN_COVERAGE_RATIO = 0.5  # refuse a catalogue coverage below this share of the published's
@@ -68,6 +81,7 @@ CHECKPOINT_FILES = (
 )
 
 # --- ONNX scoring model metadata (export-onnx writes, the scorer reads) ---------------
+PRECISIONS = ("fp32", "fp16", "int8")  # export-onnx --precision (aerec.export.quantize)
 MODEL_META = {
     "version": "aerec.model_version",
     "n_items": "aerec.n_items",
@@ -78,7 +92,7 @@ MODEL_META = {
     "aerec_version": "aerec.version",
     "input_format": "aerec.input_format",
     "score": "aerec.score",
-    "precision": "aerec.precision",  # fp32 (absent in older files) or int8
+    "precision": "aerec.precision",  # one of PRECISIONS (absent in older files: fp32)
 }
 # Optional metadata (absent in files of older versions): each item's rating count in the
 # model's training data, aligned with the item table (the fit check compares with it).

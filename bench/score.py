@@ -1,7 +1,7 @@
 """score-all speed and memory, against the hardware limit measured in the same run.
 
     .venv/bin/python bench/score.py [--data ../shared/data] [--chunk-rows N]
-        [--only ml100k|synthetic|scaling|profile|precision]
+        [--only ml100k|synthetic|host|scaling|profile|precision]
 
 - limit: users/s of the decoder's dense product alone, numpy float32
   [batch, hidden] @ [hidden, n_items], best of 20 before and 20 after the children, in
@@ -13,14 +13,17 @@
   rows written with the same Parquet sink score-all uses;
 - scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
   each: peak RSS and seconds of each, their ratios, and the RSS sampled every second;
+- host: score-all on the ML-25M shape with a scorer that returns fixed rows instead of
+  running the graph: users/s of the host pipeline alone (read, group, pad, write, hash);
 - profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op;
 - health: the health figures' own work (the tally the writers keep as rows pass, and the
   figures at publication) repeated on the ML-25M-shaped run's written table, fed in the
   slices score-all writes, as a share of that run's score-all seconds;
-- precision: `export-onnx --precision int8` against fp32: NDCG@10 on ML-100K u1.test of the
-  default model trained on u1.base, each graph's top 10 through the same metric code, and
-  the share of each user's top 10 the two graphs agree on; the synthetic run also scores
-  with the int8 graph (its users/s over the same float32 limit).
+- precision: `export-onnx --precision fp16` and `int8` against fp32: NDCG@10 on ML-100K
+  u1.test of the default model trained on u1.base, each graph's top 10 through the same
+  metric code, and the share of each user's top 10 each agrees on with fp32's; ONNX
+  Runtime's CPU MatMul of the decoder's shape in float32 and float16; the synthetic run
+  also scores with the int8 graph (its users/s over the same float32 limit).
 
 ML-100K uses a model trained for real; the synthetic files use untrained default-preset
 models of their shape (timing does not depend on the weights).
@@ -41,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from aerec.contracts import PRECISIONS
 from aerec.data.stream import CHUNK_ROWS
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -64,12 +68,18 @@ def current_rss_gb() -> float:
 
 
 def child_score_all(
-    model: str, ratings: str, out: str, batch: int, overlap: bool, chunk_rows: int
+    model: str,
+    ratings: str,
+    out: str,
+    batch: int,
+    overlap: bool,
+    chunk_rows: int,
+    gates: Any = None,
 ) -> dict:
     """score-all in this process, its RSS sampled every second while it runs."""
     from aerec.io.sinks import FileSink
     from aerec.score.engines.local import LocalEngine
-    from aerec.score.job import ScoreRequest
+    from aerec.score.job import Gates, ScoreRequest
     from aerec.score.pipeline import score_all
 
     samples: list[float] = []
@@ -82,7 +92,9 @@ def child_score_all(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.perf_counter()
-    request = ScoreRequest(Path(model), Path(ratings), batch_size=batch, device="cpu")
+    request = ScoreRequest(
+        Path(model), Path(ratings), batch_size=batch, device="cpu", gates=gates or Gates()
+    )
     manifest = score_all(request, FileSink(out), LocalEngine(overlap, chunk_rows))
     seconds = time.perf_counter() - started
     done.set()
@@ -94,6 +106,26 @@ def child_score_all(
         "peak_rss_gb": peak_rss_gb(),
         "rss_samples_gb": samples,
     }
+
+
+def child_host(model: str, ratings: str, out: str, batch: int, chunk_rows: int) -> dict:
+    """score-all with a scorer that returns fixed rows (the model's last k items, scores
+    k..1) without running the graph: the host pipeline alone (read, group, pad, write,
+    hash, publish)."""
+    from aerec.score.batch import UserBatch
+    from aerec.score.engines import local
+    from aerec.score.job import Gates
+    from aerec.score.scorer import BatchScorer
+
+    class FixedRows(BatchScorer):
+        def __call__(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+            users, k = len(batch.user_ids), self.info.k
+            scores = np.tile(np.arange(k, 0, -1, dtype=np.float32), (users, 1))
+            return scores, np.tile(self.info.items.ids[-k:], (users, 1))
+
+    local.BatchScorer = FixedRows  # type: ignore[misc]
+    lists_alike = Gates(max_item_share=1.0)  # every list is the same, by design
+    return child_score_all(model, ratings, out, batch, True, chunk_rows, lists_alike)
 
 
 def child_profile(model: str, batch: int, per_user: int = 150) -> dict:
@@ -270,9 +302,38 @@ def half_precision_product(items: int = ML25M_SHAPE[1], batch: int = 512) -> dic
     return result
 
 
+BF16_OPS = ("MatMul", "Gemm", "Add", "Mul", "Tanh", "Sigmoid", "ReduceSum", "TopK")
+
+
+def bf16_refused() -> dict[str, str]:
+    """The ops of the scoring graph that ONNX Runtime's CPU provider cannot load in
+    bfloat16 (one single-op graph each), with the first words of its error."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    refused = {}
+    for op in BF16_OPS:
+        inputs = ["a", "b"] if op in ("MatMul", "Gemm", "Add", "Mul") else ["a"]
+        values = [helper.make_tensor_value_info(n, TensorProto.BFLOAT16, None) for n in inputs]
+        outputs = [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, None)]
+        initializers = []
+        if op == "TopK":
+            inputs.append("k")
+            initializers.append(helper.make_tensor("k", TensorProto.INT64, [1], [2]))
+            outputs.append(helper.make_tensor_value_info("i", TensorProto.INT64, None))
+        node = helper.make_node(op, inputs, [o.name for o in outputs])
+        graph = helper.make_graph([node], op, values, outputs, initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception as error:  # ORT's load errors share no base
+            refused[op] = str(error).split(" : ")[-1][:60]
+    return refused
+
+
 def precision_quality(data: Path, work: Path) -> dict:
-    """NDCG@10 on ML-100K u1.test of the default model's fp32 and int8 graphs, and how
-    much of each user's top 10 they share."""
+    """NDCG@10 on ML-100K u1.test of the default model's fp32, fp16 and int8 graphs, and
+    how much of each user's top 10 the reduced ones share with fp32's."""
     import onnxruntime as ort
 
     from aerec.data.split import load_split
@@ -286,7 +347,7 @@ def precision_quality(data: Path, work: Path) -> dict:
     split, item_map = eval_data(load_split(ratings, spec, 0), 0)
     results: dict[str, Any] = {}
     tops: dict[str, np.ndarray] = {}
-    for precision in ("fp32", "int8"):
+    for precision in PRECISIONS:
         model = work / f"u1-{precision}.onnx"
         export_onnx(checkpoint, model, k=10, precision=precision)
         session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
@@ -304,9 +365,11 @@ def precision_quality(data: Path, work: Path) -> dict:
         users = np.flatnonzero(split.train.row_counts())
         tops[precision] = np.argsort(-block(users), axis=1)[:, :10]
         results[precision] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"]}
-    shared = [len(set(a) & set(b)) / 10 for a, b in zip(tops["fp32"], tops["int8"], strict=True)]
-    results["top10_overlap"] = float(np.mean(shared))
-    results["ndcg_ratio"] = results["int8"]["ndcg@10"] / results["fp32"]["ndcg@10"]
+    for precision in PRECISIONS[1:]:
+        pairs = zip(tops["fp32"], tops[precision], strict=True)
+        shared = [len(set(a) & set(b)) / 10 for a, b in pairs]
+        ratio = results[precision]["ndcg@10"] / results["fp32"]["ndcg@10"]
+        results[precision].update(top10_overlap=float(np.mean(shared)), ndcg_ratio=ratio)
     return results
 
 
@@ -414,7 +477,7 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument(
-        "--only", choices=["ml100k", "synthetic", "scaling", "profile", "precision"]
+        "--only", choices=["ml100k", "synthetic", "host", "scaling", "profile", "precision"]
     )
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="score-all's chunk")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -427,6 +490,8 @@ def main() -> None:
             )
         elif kind == "profile":
             result = child_profile(rest[0], int(rest[1]))
+        elif kind == "host":
+            result = child_host(rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]))
         else:
             result = child_torch(rest[0], rest[1], rest[2], int(rest[3]))
         print(json.dumps(result))
@@ -496,14 +561,28 @@ def main() -> None:
     if args.only in (None, "precision"):
         results["precision"] = quality = precision_quality(args.data, work)
         quality["half_product_ms"] = half = half_precision_product()
+        quality["bf16_refused"] = refused = bf16_refused()
+        print(f"bf16 ops the CPU provider cannot load: {', '.join(refused) or 'none'}")
         print(
             f"ONNX Runtime CPU MatMul [512, 200] @ [200, 59,047]: float32 {half['fp32']:.1f} ms, "
             f"float16 {half['fp16']:.1f} ms"
         )
+        print(f"ML-100K u1, default model: NDCG@10 fp32 {quality['fp32']['ndcg@10']:.4f}")
+        for precision in PRECISIONS[1:]:
+            q = quality[precision]
+            print(
+                f"  {precision}: NDCG@10 {q['ndcg@10']:.4f} ({q['ndcg_ratio']:.4f} of fp32), "
+                f"top-10 overlap with fp32 {q['top10_overlap']:.3f}"
+            )
+    if args.only in (None, "host"):
+        ratings, _, model = prepare_synthetic(work, *ML25M_SHAPE)
+        out = str(OUT / "host-recs" / "recs.parquet")
+        results["host"] = host = in_child(
+            "host", str(model), str(ratings), out, str(args.batch_size), str(args.chunk_rows)
+        )
         print(
-            f"ML-100K u1, default model: NDCG@10 fp32 {quality['fp32']['ndcg@10']:.4f}, int8 "
-            f"{quality['int8']['ndcg@10']:.4f} ({quality['ndcg_ratio']:.4f} of fp32); top-10 "
-            f"overlap {quality['top10_overlap']:.3f}"
+            f"host pipeline alone (fixed rows, no graph), ML-25M shape: {host['seconds']:.1f} s, "
+            f"{host['users'] / host['seconds']:,.0f} users/s, peak RSS {host['peak_rss_gb']:.2f} GB"
         )
     if args.only in (None, "profile"):
         _, _, model = prepare_synthetic(work, *ML25M_SHAPE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from aerec.clikit import logging_options, run
+from aerec.contracts import PRECISIONS
 from aerec.errors import require
 
 
@@ -30,11 +31,12 @@ from aerec.errors import require
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "int8"]),
+    type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
-    help="int8: the dense layers' weights stored as int8 and their inputs quantized per "
-    "batch (faster on CPUs with VNNI; README has the measured speed and quality).",
+    help="fp16: the graph computes in float16 (for GPUs; slower on most CPUs). int8: the "
+    "dense layers' weights stored as int8 and their inputs quantized per batch (faster "
+    "on CPUs with VNNI). README has the measured speed and quality.",
 )
 @logging_options
 def command(checkpoint: str, out: str, k: int, precision: str) -> None:

@@ -21,12 +21,14 @@ from aerec.contracts import (
     INPUT_FORMAT,
     MODEL_ITEM_COUNTS,
     MODEL_META,
+    PRECISIONS,
     item_ids_digest,
 )
 from aerec.data.csr import CsrMatrix
+from aerec.data.idmap import IdMap
 from aerec.errors import AerecError, InputError
 from aerec.export.graph import ScoringGraph
-from aerec.export.quantize import PRECISIONS, quantize_int8
+from aerec.export.quantize import REDUCED, quantize_int8, to_float16
 from aerec.io.atomic import atomic_path
 from aerec.io.outputs import check_disjoint, check_output_file
 from aerec.score.batch import UserBatch, graph_feed
@@ -36,8 +38,9 @@ log = logging.getLogger(__name__)
 
 # ONNX Runtime 1.20+ implements opset 21; 18 is well inside what every supported ORT runs.
 OPSET = 18
-# An int8 graph's top k must share this much with the float32 network's on the check batch.
-MIN_INT8_OVERLAP = 0.9
+# A reduced-precision graph's top k must share this much with the float32 network's on
+# the check batch.
+MIN_REDUCED_OVERLAP = 0.9
 
 
 def _example_batch(n_items: int, batch: int, seed: int) -> UserBatch:
@@ -92,17 +95,22 @@ def verify_against_torch(
 ) -> None:
     """onnx.checker on the file, then ORT on a seeded batch of entries must agree with the
     network's dense forward pass in torch (so the sparse first layer is checked too): to
-    float32 rounding, or for an int8 graph, in MIN_INT8_OVERLAP of each top k."""
+    float32 rounding, or for an fp16 or int8 graph, in MIN_REDUCED_OVERLAP of each top k
+    and never ranking a rated item."""
     onnx.checker.check_model(str(path), full_check=True)
     batch = _example_batch(n_items, 8, seed)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     scores, items = session.run(list(GRAPH_OUTPUTS), graph_feed(batch))
     dense = batch.ratings.densify(np.arange(batch.ratings.n_rows))
     want_scores, want_items = dense_reference(graph, dense)
-    if precision == "int8":
+    if precision in REDUCED:
         shared = [len(set(a) & set(b)) / len(a) for a, b in zip(items, want_items, strict=True)]
-        if np.mean(shared) < MIN_INT8_OVERLAP:
-            raise AssertionError(f"int8 top-{graph.k} overlap {np.mean(shared):.3f}")
+        if np.mean(shared) < MIN_REDUCED_OVERLAP:
+            raise AssertionError(f"{precision} top-{graph.k} overlap {np.mean(shared):.3f}")
+        columns = IdMap(graph.item_ids.numpy()).index(items)
+        rated = np.take_along_axis(dense, columns, axis=1) != 0
+        if (rated & np.isfinite(scores)).any():
+            raise AssertionError(f"the {precision} graph ranks an item the user rated")
         return
     np.testing.assert_allclose(scores, want_scores, rtol=1e-4, atol=1e-5)
     # Items must agree wherever the score is not tied with a neighbour.
@@ -160,7 +168,8 @@ def export_onnx(
 ) -> dict[str, str]:
     """Write the scoring graph of `checkpoint` to `out` (atomically); return its metadata.
 
-    `precision` "int8" stores the dense layers' weights as int8 (aerec.export.quantize).
+    `precision` "fp16" computes in float16, "int8" stores the dense layers' weights as int8
+    (aerec.export.quantize).
     """
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -181,6 +190,8 @@ def export_onnx(
         _name_item_table(proto, loaded.items.ids)
         if precision == "int8":
             proto = quantize_int8(proto)
+        elif precision == "fp16":
+            proto = to_float16(proto)
         version = hashlib.sha256(proto.SerializeToString(deterministic=True)).hexdigest()
         metadata = _metadata(loaded, version, graph.k, precision)
         onnx.helper.set_model_props(proto, metadata)

@@ -63,7 +63,7 @@ def command(
     ratings: str,
     out: str,
     k: int | None,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     users_file: str | None,
     gates: Gates,

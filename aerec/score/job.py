@@ -54,7 +54,7 @@ class ScoreRequest:
     model: Path
     ratings: Path
     k: int | None = None  # rows per user; default the model's k
-    batch_size: int = 512
+    batch_size: int | None = None  # default: the provider's (BatchScorer.users_per_batch)
     device: str = "auto"
     users: Path | None = None  # a file of the user ids to score
     gates: Gates = field(default_factory=Gates)

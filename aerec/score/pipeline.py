@@ -98,7 +98,7 @@ def plan(
 ) -> ScoreJob:
     """Check the request against the engine and the sink, read the model once, and fix
     the run's identity: a missing input or a refused output is said before any work."""
-    if request.batch_size < 1:
+    if request.batch_size is not None and request.batch_size < 1:
         raise InputError(f"--batch-size {request.batch_size}: must be at least 1")
     source = InputFiles.of(request.ratings)  # once: what is read is exactly what is hashed
     engine.check(source, sink)

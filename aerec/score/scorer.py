@@ -6,27 +6,50 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import polars as pl
 
-from aerec.contracts import GRAPH_OUTPUTS, RECS_SCHEMA
+from aerec.contracts import CPU_BATCH_SIZE, GRAPH_OUTPUTS, RECS_SCHEMA, cuda_batch_size
 from aerec.errors import AerecError
 from aerec.score.batch import Scorer, UserBatch, graph_feed, score_batch
-from aerec.score.session import ModelFile, open_session
+from aerec.score.session import CUDA, ModelFile, open_session
 from aerec.score.vectors import UserVectors
 
 
 class BatchScorer:
-    """Loads the session once; each call scores one batch of users from their entries."""
+    """Loads the session once; each call scores one batch of users from their entries.
+
+    A batch runs through IO binding: its inputs are copied once to the provider's device
+    (the GPU's memory on CUDA) and only the [n, k] scores and ids come back; the same code
+    runs on the CPU provider."""
 
     def __init__(
         self, model: str | Path | ModelFile, device: str = "auto", threads: int = 0
     ) -> None:
         self.session, self.info, self.provider = open_session(model, device, threads)
+        self.device = "cuda" if self.provider == CUDA else "cpu"  # where the inputs go
+
+    def users_per_batch(self, asked: int | None) -> int:
+        """--batch-size as asked, else this provider's default (contracts.CUDA_BATCH_MEMORY)."""
+        if asked is not None:
+            return asked
+        return cuda_batch_size(len(self.info.items)) if self.device == "cuda" else CPU_BATCH_SIZE
 
     def __call__(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
         feed = graph_feed(batch)
-        scores, items = self.session.run(list(GRAPH_OUTPUTS), feed)
+        scores, items = self.run_graph(feed)
         refuse_rated(batch, feed["columns"], scores, self.info.items.index(items))
+        return scores, items
+
+    def run_graph(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The graph's (scores, items) for its inputs, through IO binding."""
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device))
+        for name in GRAPH_OUTPUTS:
+            binding.bind_output(name, "cpu")  # the [n, k] outputs, copied back once
+        self.session.run_with_iobinding(binding)
+        scores, items = binding.copy_outputs_to_cpu()
         return scores, items
 
 

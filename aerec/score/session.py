@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
+import io
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,15 +58,64 @@ class ModelInfo:
         return k or self.k
 
 
-def cuda_usable() -> bool:
-    """ORT was built with CUDA and a CUDA driver library loads on this host."""
-    if CUDA not in ort.get_available_providers():
-        return False
+CUDA_HELP = (
+    "install the CUDA build of torch, whose nvidia-* wheels hold the CUDA and cuDNN "
+    "libraries (README: Installing), or pip install 'onnxruntime-gpu[cuda,cudnn]'"
+)
+
+
+def _missing_library(error: str) -> str | None:
+    """The shared library a loader error names (`libcublasLt.so.13: cannot open ...`)."""
+    found = re.search(r"(lib[\w+-]+\.so(?:\.\d+)*)", error)
+    return found.group(1) if found else None
+
+
+def provider_library_problem(library: Path | None = None) -> str | None:
+    """Why ONNX Runtime's CUDA provider library (or `library`) does not load: the CUDA or
+    cuDNN library it needs that is missing, and how to get it; None when it loads."""
+    library = library or Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    try:
+        ctypes.CDLL(str(library))
+    except OSError as error:
+        missing = _missing_library(str(error)) or _first_line(error)
+        return f"{missing} does not load: {CUDA_HELP}"
+    return None
+
+
+def _driver_loads() -> bool:
     try:
         ctypes.CDLL("libcuda.so.1")
     except OSError:
         return False
     return True
+
+
+def _preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries from the nvidia-* wheels (torch's CUDA build ships
+    them), so ONNX Runtime's CUDA provider finds them without a separate install."""
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints what it skips
+        try:
+            ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+        except (OSError, RuntimeError) as error:
+            log.debug("preloading the CUDA libraries: %s", _first_line(error))
+
+
+@functools.cache
+def cuda_problem() -> str | None:
+    """Why CUDA cannot run the scoring graph here, in one line with what to install; None
+    when it can (the libraries torch's CUDA build ships are loaded first)."""
+    if CUDA not in ort.get_available_providers():
+        return "this onnxruntime has no CUDA provider: pip install onnxruntime-gpu"
+    if not _driver_loads():
+        return "no NVIDIA driver on this host (libcuda.so.1 does not load)"
+    _preload_cuda_libraries()
+    return provider_library_problem()
+
+
+def cuda_usable() -> bool:
+    """ORT was built with CUDA, a CUDA driver loads on this host, and so does its CUDA
+    provider with the libraries it needs."""
+    return cuda_problem() is None
 
 
 def _providers(device: str) -> list[str]:
@@ -71,9 +124,7 @@ def _providers(device: str) -> list[str]:
     if cuda_usable():
         return [CUDA, CPU]
     if device == "cuda":
-        raise InputError(
-            "--device cuda: CUDA is not usable here (needs onnxruntime-gpu and an NVIDIA driver)"
-        )
+        raise InputError(f"--device cuda: CUDA is not usable here: {cuda_problem()}")
     return [CPU]
 
 
@@ -216,8 +267,10 @@ def _on_cpu_after_cuda_failed(
     except Exception as on_cpu:
         raise file_error(model.path, f"not a loadable ONNX model ({_first_line(on_cpu)})") from None
     if device == "cuda":
+        missing = _missing_library(str(error))
+        cause = f"{missing} does not load: {CUDA_HELP}" if missing else _first_line(error)
         raise InputError(
-            f"--device cuda: ONNX Runtime's CUDA provider failed ({_first_line(error)}); "
+            f"--device cuda: ONNX Runtime's CUDA provider failed ({cause}); "
             "the model itself loads (--device cpu scores it on the CPU)"
         )
     log.warning("the CUDA provider failed (%s); scoring on the CPU", _first_line(error))

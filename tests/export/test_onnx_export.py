@@ -141,6 +141,41 @@ def test_int8_export_quantizes_the_dense_layers(tiny_checkpoint: Path, tmp_path:
     assert not any((u, index[i]) in rated for u, row in enumerate(items) for i in row)
 
 
+def test_fp16_export_computes_in_float16_behind_float32_edges(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Every weight and product in float16, the inputs and scores float32 as the contract
+    says; the rated items masked exactly (a user who rated all but two items gets those
+    two and -inf slots), the top 5 close to the float32 network's."""
+    out = tmp_path / "fp16.onnx"
+    assert export_onnx(tiny_checkpoint, out, k=5, precision="fp16")["aerec.precision"] == "fp16"
+    model = onnx.load(str(out))
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    weights = [t for t in model.graph.initializer if t.data_type in floats]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    edges = {
+        v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]
+    }
+    assert edges["values"] == edges["scores"] == onnx.TensorProto.FLOAT
+    loaded = load_checkpoint(tiny_checkpoint)
+    graph = ScoringGraph(loaded.model.scoring_module(), loaded.items.ids, 5)
+    n = len(loaded.items)
+    rng = np.random.default_rng(0)
+    ratings = np.where(rng.random((64, n)) < 0.2, rng.integers(1, 6, (64, n)), 0).astype(np.float32)
+    ratings[:, 0] = 4
+    ratings[1] = 3  # all but two
+    ratings[1, [2, 5]] = 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    scores, items = session.run(["scores", "items"], feed_of(ratings))
+    assert scores.dtype == np.float32
+    _, want = dense_reference(graph, ratings)
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(items, want, strict=True)])
+    assert overlap >= 0.9
+    columns = np.searchsorted(loaded.items.ids, items)
+    assert not (np.take_along_axis(ratings, columns, axis=1) != 0)[np.isfinite(scores)].any()
+    assert sorted(columns[1][np.isfinite(scores[1])]) == [2, 5]
+
+
 def test_unknown_precision_is_refused(tiny_checkpoint: Path, tmp_path: Path) -> None:
     from aerec.errors import InputError
 

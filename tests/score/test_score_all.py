@@ -77,16 +77,18 @@ def test_metadata_manifest_and_success(published: tuple[Path, dict], tiny_model:
     assert (out.parent / "recs._SUCCESS").exists()
 
 
-def test_an_int8_graph_scores_like_the_float_graph(
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_a_reduced_precision_graph_scores_like_the_float_graph(
     published: tuple[Path, dict],
     tiny_checkpoint: Path,
     tiny_data: tuple[Path, Path],
     tmp_path: Path,
+    precision: str,
 ) -> None:
     from aerec.export.onnx_export import export_onnx
 
-    model = tmp_path / "int8.onnx"
-    export_onnx(tiny_checkpoint, model, k=5, precision="int8")
+    model = tmp_path / f"{precision}.onnx"
+    export_onnx(tiny_checkpoint, model, k=5, precision=precision)
     manifest = score_table(model, tiny_data[0], tmp_path / "recs.parquet", device="cpu")
     recs = pl.read_parquet(tmp_path / "recs.parquet")
     floats = pl.read_parquet(published[0])
@@ -336,21 +338,15 @@ def test_a_graph_that_ranks_rated_items_publishes_nothing(
     from aerec.errors import AerecError
     from aerec.score import scorer
 
-    real_open = scorer.open_session
+    real_run = scorer.BatchScorer.run_graph
 
-    def open_unmasked(*args: Any, **kwargs: Any) -> Any:
-        session, info, provider = real_open(*args, **kwargs)
+    def unmasked(self: Any, feed: dict[str, Any]) -> tuple[Any, Any]:
+        scores, items = real_run(self, feed)
+        items = items.copy()
+        items[:, 0] = self.info.items.ids[feed["columns"][:, 0]]  # a rated item first
+        return scores, items
 
-        class Unmasked:
-            def run(self, names: list[str], feed: dict[str, Any]) -> list[Any]:
-                scores, items = session.run(names, feed)
-                items = items.copy()
-                items[:, 0] = info.items.ids[feed["columns"][:, 0]]  # a rated item first
-                return [scores, items]
-
-        return Unmasked(), info, provider
-
-    monkeypatch.setattr(scorer, "open_session", open_unmasked)
+    monkeypatch.setattr(scorer.BatchScorer, "run_graph", unmasked)
     out = tmp_path / "out" / "recs.parquet"
     with pytest.raises(AerecError, match="ranked an item the user rated"):
         score_table(tiny_model, tiny_data[0], out, device="cpu")

@@ -100,10 +100,9 @@ class LocalEngine:
             written, records = _score_reusing(job, sink, scorer, chunks)
             return Scored(written, counts, scorer.provider, records)
         rows = sink.open(job.run)
+        batch_size = scorer.users_per_batch(job.request.batch_size)
         for vectors in chunks:
-            part = score_part(
-                scorer, vectors, None, job.request.batch_size, job.k, False, job.fallback
-            )
+            part = score_part(scorer, vectors, None, batch_size, job.k, False, job.fallback)
             rows.write(part.rows)
         return Scored(rows.close(), counts, scorer.provider)
 
@@ -120,8 +119,9 @@ def _score_reusing(
     rows = PartitionedWriter(fresh, sink.parts, job.metadata, lambda b: part_file(b, tag))
     prints = PartitionedWriter(sink.users_dir, sink.parts, {}, users_file, FINGERPRINT_SCHEMA)
     rescored: list[np.ndarray] = [np.empty(0, np.int64)]
+    batch_size = scorer.users_per_batch(job.request.batch_size)
     for vectors in chunks:
-        part = score_part(scorer, vectors, reuse, job.request.batch_size, job.k, True, job.fallback)
+        part = score_part(scorer, vectors, reuse, batch_size, job.k, True, job.fallback)
         assert part.prints is not None
         prints.write(part.prints)
         rows.write(part.rows)

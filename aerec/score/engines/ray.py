@@ -131,7 +131,7 @@ class PartJob:
     """What every scoring actor of one run needs to know besides the model."""
 
     k: int
-    batch_size: int
+    batch_size: int | None  # None: the provider's default
     table_dir: Path  # where the parts go
     users_dir: Path  # where the fingerprints go
     metadata: dict[str, str]  # the Parquet key-value metadata of each part
@@ -181,7 +181,13 @@ class PartScorer:
                 record["distrusted"] = users_file(bucket) if before is None else ""
             fingerprints = job.fingerprints or job.previous is not None
             part = score_part(
-                self.scorer, vectors, before, job.batch_size, job.k, fingerprints, job.fallback
+                self.scorer,
+                vectors,
+                before,
+                self.scorer.users_per_batch(job.batch_size),
+                job.k,
+                fingerprints,
+                job.fallback,
             )
             if part.prints is not None and part.prints.height:
                 path = job.users_dir / users_file(bucket)
