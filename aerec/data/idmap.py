@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+# index() looks ids up in a table of every id between the smallest and the largest when
+# the span is at most this (or 4 ids a slot): one gather, not a binary search, per value
+LOOKUP_SPAN = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -18,15 +23,35 @@ class IdMap:
     @classmethod
     def from_ids(cls, values: pl.Series | np.ndarray) -> IdMap:
         array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values)
-        return cls(np.unique(array.astype(np.int64, copy=False)))
+        array = array.astype(np.int64, copy=False)
+        if array.size and bool((array[1:] >= array[:-1]).all()):  # sorted: no sort needed
+            return cls(array[np.concatenate(([True], array[1:] != array[:-1]))])
+        return cls(np.unique(array))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+    @cached_property
+    def _lookup(self) -> np.ndarray | None:
+        """Each id's index at (id - smallest id), -1 between ids; None when too sparse."""
+        if not len(self):
+            return None
+        span = int(self.ids[-1] - self.ids[0]) + 1
+        if span > max(LOOKUP_SPAN, 4 * len(self)):
+            return None
+        table = np.full(span, -1, dtype=np.int64)
+        table[self.ids - self.ids[0]] = np.arange(len(self), dtype=np.int64)
+        return table
 
     def index(self, values: pl.Series | np.ndarray) -> np.ndarray:
         """Indices of the given external ids; -1 where an id is unknown."""
         array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values)
         array = array.astype(np.int64, copy=False)
+        table = self._lookup
+        if table is not None:
+            offset = array - self.ids[0]
+            inside = (offset >= 0) & (offset < len(table))
+            return np.where(inside, table[np.where(inside, offset, 0)], -1)
         position = np.searchsorted(self.ids, array)
         position = np.minimum(position, len(self) - 1)
         known = self.ids[position] == array

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,10 +53,12 @@ class AtomicGroup:
         self.temporaries: list[Path] = []
         try:
             for name in names:
-                fd, made = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-                os.close(fd)
-                self.temporaries.append(Path(made))
-                make_readable(self.temporaries[-1])
+                # listed before it exists: a signal between creating and listing it (the
+                # CLI turns SIGTERM into an exception) would leave it behind
+                made = self.directory / f".{name}.{secrets.token_hex(6)}.tmp"
+                self.temporaries.append(made)
+                os.close(os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                make_readable(made)
         except BaseException:
             self.discard()
             raise

@@ -37,6 +37,9 @@ def graph_feed(batch: UserBatch) -> dict[str, np.ndarray]:
     return dict(zip(GRAPH_INPUTS, (columns, values), strict=True))
 
 
+_MODEL_SOURCE = pl.Series("source", ["model"], dtype=pl.String)
+
+
 def topk_rows(
     user_ids: np.ndarray, scores: np.ndarray, items: np.ndarray, k: int | None = None
 ) -> pl.DataFrame:
@@ -56,14 +59,14 @@ def topk_rows(
             "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), len(user_ids))[keep],
             "item_id": items.ravel()[keep],
             "score": scores.ravel()[keep],
-            "source": pl.repeat("model", int(keep.sum()), dtype=pl.String, eager=True),
+            "source": _MODEL_SOURCE.new_from_index(0, int(keep.sum())),
         },
         schema=RECS_SCHEMA,
     )
 
 
-def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.DataFrame:
-    """Score one batch of users and return their top-k rows."""
+def score_batch(scorer: Scorer, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+    """Score one batch of users: the graph's (scores, items), each [n, k], checked."""
     scores, items = scorer(batch)
     # -inf marks rated items (masked in the graph); NaN or +inf means a broken model
     broken = (np.isnan(scores) | np.isposinf(scores)).any(axis=1)
@@ -72,4 +75,4 @@ def score_batch(scorer: Scorer, batch: UserBatch, k: int | None = None) -> pl.Da
             f"the model scored NaN or +inf for {int(broken.sum())} users of a batch (first: "
             f"user {int(batch.user_ids[broken][0])}); nothing published"
         )
-    return topk_rows(batch.user_ids, scores, items, k)
+    return scores, items

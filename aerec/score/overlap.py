@@ -8,55 +8,72 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Generator, Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def in_background(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
-    """Yield what `items` yields, produced up to `depth` ahead in a worker thread.
+class Background(Generic[T]):
+    """What `items` yields, produced up to `depth` ahead in a worker thread that starts
+    reading at once (so the reading overlaps what the consumer does before its first
+    item, such as opening the model). An exception in the producer is raised here, at the
+    point it would have been; `close()` (also when the consumer stops early, or never
+    began) tells the worker to stop and joins it."""
 
-    An exception in the producer is raised here, at the point it would have been; if the
-    consumer stops early the worker is told to stop and joined.
-    """
-    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+    def __init__(self, items: Iterable[T], depth: int = 2) -> None:
+        self._items = items
+        self._ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._worker = threading.Thread(target=self._produce, name="aerec-reader", daemon=True)
+        self._worker.start()
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                while not stop.is_set():
+            for item in self._items:
+                while not self._stop.is_set():
                     try:
-                        ready.put(item, timeout=0.1)
+                        self._ready.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     return
-            ready.put(_DONE)
+            self._ready.put(_DONE)
         except BaseException as error:  # handed to the consumer
-            ready.put(error)
+            self._ready.put(error)
         finally:  # a generator's own clean-up (temporary files) runs now, not at exit
-            close = getattr(items, "close", None)
+            close = getattr(self._items, "close", None)
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=produce, name="aerec-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._finished:
+            raise StopIteration
+        item = self._ready.get()
+        if item is _DONE or isinstance(item, BaseException):
+            self._finished = True
+            self.close()
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        while worker.is_alive():
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        while self._worker.is_alive():
             try:
-                ready.get_nowait()
+                self._ready.get_nowait()
             except queue.Empty:
-                worker.join(timeout=0.1)
+                self._worker.join(timeout=0.1)
+
+
+def in_background(items: Iterable[T], depth: int = 2) -> Background[T]:
+    """`items`, read ahead in a worker thread from now on (Background)."""
+    return Background(items, depth)

@@ -11,7 +11,7 @@ import polars as pl
 
 from aerec.contracts import CPU_BATCH_SIZE, GRAPH_OUTPUTS, RECS_SCHEMA, cuda_batch_size
 from aerec.errors import AerecError
-from aerec.score.batch import Scorer, UserBatch, graph_feed, score_batch
+from aerec.score.batch import Scorer, UserBatch, graph_feed, score_batch, topk_rows
 from aerec.score.session import CUDA, ModelFile, open_session
 from aerec.score.vectors import UserVectors
 
@@ -78,15 +78,14 @@ def length_batches(
     budget = max_entries or batch_size * 256
     counts = vectors.ratings.row_counts()
     order = np.argsort(counts, kind="stable")
+    ascending = counts[order]
     start = 0
     while start < len(order):
-        stop = start + 1
-        while (
-            stop < len(order)
-            and stop - start < batch_size
-            and (stop - start + 1) * counts[order[stop]] <= budget
-        ):
-            stop += 1
+        # users start+1.. join while (users so far + 1) x their count fits: a product that
+        # only grows along the ascending counts, so the batch ends at its first misfit
+        window = ascending[start + 1 : start + batch_size]
+        fits = np.arange(2, window.size + 2) * window <= budget
+        stop = start + 1 + (window.size if fits.all() else int(np.argmin(fits)))
         rows = np.sort(order[start:stop])
         yield UserBatch(vectors.users.ids[rows], vectors.ratings.take(rows))
         start = stop
@@ -99,8 +98,16 @@ def score_users(
     k: int | None = None,
     max_entries: int | None = None,
 ) -> pl.DataFrame:
-    """Top-k rows for every user in `vectors`, sorted by user_id then rank."""
-    frames = [score_batch(scorer, b, k) for b in length_batches(vectors, batch_size, max_entries)]
-    if not frames:
+    """Top-k rows for every user in `vectors`, sorted by user_id then rank: the batches'
+    outputs are joined and made rows once (each Polars call hands the GIL to the reader
+    thread and may wait for it back)."""
+    users, scores, items = [], [], []
+    for batch in length_batches(vectors, batch_size, max_entries):
+        batch_scores, batch_items = score_batch(scorer, batch)
+        users.append(batch.user_ids)
+        scores.append(batch_scores)
+        items.append(batch_items)
+    if not users:
         return pl.DataFrame(schema=RECS_SCHEMA)
-    return pl.concat(frames).sort("user_id", "rank")
+    rows = topk_rows(np.concatenate(users), np.concatenate(scores), np.concatenate(items), k)
+    return rows.sort("user_id", "rank")

@@ -15,6 +15,22 @@ def test_idmap_exact_example(tmp_path: Path) -> None:
     assert IdMap.load(tmp_path / "items.parquet").ids.tolist() == [10, 20, 30]
 
 
+def test_the_lookup_table_and_the_binary_search_give_the_same_indices() -> None:
+    """Dense ids take the lookup table, sparse ones the binary search: the same answer for
+    known ids, ids between them, below the smallest, above the largest and negative."""
+    rng = np.random.default_rng(0)
+    dense = IdMap.from_ids(rng.choice(np.arange(100, 5_000), 3_000, replace=False))
+    sparse = IdMap(dense.ids * 10**9)
+    assert dense._lookup is not None and sparse._lookup is None
+    probe = np.concatenate([rng.integers(-50, 5_200, 10_000), dense.ids, [100, 4_999, -1]])
+    want = np.array([np.searchsorted(dense.ids, v) for v in probe])
+    want = np.where(dense.ids[np.minimum(want, len(dense) - 1)] == probe, want, -1)
+    assert dense.index(probe).tolist() == want.tolist()
+    assert sparse.index(probe * 10**9).tolist() == want.tolist()
+    assert IdMap.from_ids(np.array([3, 3, 5, 9, 9])).ids.tolist() == [3, 5, 9]  # sorted input
+    assert IdMap.from_ids(np.array([9, 3, 5, 3])).ids.tolist() == [3, 5, 9]
+
+
 def test_csr_from_frame_and_densify() -> None:
     frame = pl.DataFrame(
         {"user_id": [7, 5, 7, 5], "item_id": [300, 100, 100, 200], "rating": [1.0, 2.0, 3.0, 4.0]}

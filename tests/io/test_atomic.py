@@ -46,3 +46,24 @@ def test_disk_full_on_flush_changes_nothing(
     with pytest.raises(OSError, match="No space"):
         publish(tmp_path, "two", "m2")
     assert contents(tmp_path) == {"_SUCCESS": "", "m": "m1", "t": "one"}
+
+
+def test_a_signal_as_a_temporary_is_made_leaves_none_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM reaches Python as an exception between two statements: one raised just as
+    the second temporary is made must not leave that file (the CLI's SIGTERM test saw one)."""
+    real_close = atomic.os.close
+    closed: list[int] = []
+
+    def close_then_interrupt(fd: int) -> None:
+        real_close(fd)
+        closed.append(fd)
+        if len(closed) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.AtomicGroup(tmp_path, ["recs.parquet", "recs.health.parquet", "_SUCCESS"])
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

@@ -67,5 +67,6 @@ def test_a_nan_or_plus_infinite_score_is_refused(bad: float) -> None:
     with pytest.raises(InputError, match=r"NaN or \+inf for 1 users of a batch \(first: user 9\)"):
         score_batch(lambda _: (scores, items), batch)
     first = UserBatch(np.array([7]), batch.ratings.take(np.array([0])))
-    rows = score_batch(lambda _: (scores[:1], items[:1]), first)  # -inf is dropped, not refused
+    kept = score_batch(lambda _: (scores[:1], items[:1]), first)  # -inf is not refused
+    rows = topk_rows(first.user_ids, *kept)  # but dropped
     assert rows["item_id"].to_list() == [1]

@@ -108,3 +108,25 @@ def test_background_producer_errors_reach_the_consumer() -> None:
             seen.append(value)
     assert seen == [1, 2]
     assert list(in_background(iter(np.arange(5)), depth=1)) == [0, 1, 2, 3, 4]
+
+
+def test_the_reader_starts_at_once_and_stops_when_closed_unread() -> None:
+    """Reading begins before the consumer asks (it overlaps opening the model); a stream
+    closed before its first item stops its worker and runs the producer's clean-up."""
+    import threading
+
+    started, cleaned = threading.Event(), threading.Event()
+
+    def numbers():  # type: ignore[no-untyped-def]
+        started.set()
+        try:
+            yield from range(100)
+        finally:
+            cleaned.set()
+
+    background = in_background(numbers(), depth=1)
+    assert started.wait(timeout=10)
+    background.close()
+    assert cleaned.is_set()
+    assert not any(t.name == "aerec-reader" and t.is_alive() for t in threading.enumerate())
+    assert list(background) == []

@@ -6,6 +6,7 @@ users. A file not sorted by user is first sorted on disk (the stream restarts on
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -58,7 +59,9 @@ class LocalEngine:
         return None
 
     def score(self, job: ScoreJob, sink: RecsSink) -> Scored:
-        scorer = BatchScorer(job.model, job.request.device)
+        # opened once, after the reader has begun: ONNX Runtime's model load and graph
+        # optimisation (seconds for a large catalogue) overlap the first chunk's parsing
+        scorer = functools.cache(lambda: BatchScorer(job.model, job.request.device))
         try:
             return self._score(job, sink, scorer, sort=False)
         except NotSortedByUser:
@@ -83,10 +86,12 @@ class LocalEngine:
             chunks.close()
             stream.close()
 
-    def _score(self, job: ScoreJob, sink: RecsSink, scorer: BatchScorer, sort: bool) -> Scored:
+    def _score(
+        self, job: ScoreJob, sink: RecsSink, scorer: Callable[[], BatchScorer], sort: bool
+    ) -> Scored:
         counts = ReadCounts()
         with self._chunks(job, counts, sort) as chunks:
-            return self._scored(job, sink, scorer, chunks, counts)
+            return self._scored(job, sink, scorer(), chunks, counts)
 
     def _scored(
         self,
