@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-# index() looks ids up in a table of every id between the smallest and the largest when
-# the span is at most this (or 4 ids a slot): one gather, not a binary search, per value
+# index() looks ids up in a table of every id between the smallest and the largest (one
+# gather, not a binary search, per value) when the span is at most LOOKUP_SPAN or 4 slots
+# an id, and never more than MAX_LOOKUP_SPAN slots (int32: 64 MiB)
 LOOKUP_SPAN = 1 << 20
+MAX_LOOKUP_SPAN = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class IdMap:
         if not len(self):
             return None
         span = int(self.ids[-1] - self.ids[0]) + 1
-        if span > max(LOOKUP_SPAN, 4 * len(self)):
+        if span > min(max(LOOKUP_SPAN, 4 * len(self)), MAX_LOOKUP_SPAN):
             return None
-        table = np.full(span, -1, dtype=np.int64)
-        table[self.ids - self.ids[0]] = np.arange(len(self), dtype=np.int64)
+        table = np.full(span, -1, dtype=np.int32)
+        table[self.ids - self.ids[0]] = np.arange(len(self), dtype=np.int32)
         return table
 
     def index(self, values: pl.Series | np.ndarray) -> np.ndarray:
@@ -51,7 +53,7 @@ class IdMap:
         if table is not None:
             offset = array - self.ids[0]
             inside = (offset >= 0) & (offset < len(table))
-            return np.where(inside, table[np.where(inside, offset, 0)], -1)
+            return np.where(inside, table[np.where(inside, offset, 0)], -1).astype(np.int64)
         position = np.searchsorted(self.ids, array)
         position = np.minimum(position, len(self) - 1)
         known = self.ids[position] == array

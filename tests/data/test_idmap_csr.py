@@ -22,6 +22,7 @@ def test_the_lookup_table_and_the_binary_search_give_the_same_indices() -> None:
     dense = IdMap.from_ids(rng.choice(np.arange(100, 5_000), 3_000, replace=False))
     sparse = IdMap(dense.ids * 10**9)
     assert dense._lookup is not None and sparse._lookup is None
+    assert IdMap(np.arange(0, 1 << 26, 4))._lookup is None  # dense, but over 64 MiB
     probe = np.concatenate([rng.integers(-50, 5_200, 10_000), dense.ids, [100, 4_999, -1]])
     want = np.array([np.searchsorted(dense.ids, v) for v in probe])
     want = np.where(dense.ids[np.minimum(want, len(dense) - 1)] == probe, want, -1)
