@@ -2,7 +2,7 @@
 measured in the same run.
 
     .venv/bin/python bench/train.py [--epochs 2] [--preset default] [--split user-temporal:0.2]
-        [--users 162541 --items 59047 --ratings 25000095]
+        [--users 162541 --items 59047 --ratings 25000095] [--loss-only]
 
 - data: synthetic ratings of the ML-25M shape, generated once into bench/out/ (the file
   bench/score.py uses);
@@ -15,7 +15,10 @@ measured in the same run.
   grad @ W2), each timed in torch in this process, best of 10 before and 10 after the
   child; an epoch's limit is its batches times their sum;
 - ratio: that limit over the measured training pass (1 would be a trainer doing nothing
-  but those products).
+  but those products);
+- loss: the multinomial loss's forward and backward on one batch of logits of the shape
+  (150 rated items a user), aerec's fused function against autograd of the same formula
+  (logsumexp, gather, sum), best of 20 each; `--loss-only` measures just this (seconds).
 
 Targets (issue 20): peak RSS <= 8 GB; ratio >= 0.5.
 """
@@ -78,6 +81,26 @@ def product_seconds(batch: int, items: int, hidden: int) -> dict[str, float]:
         return {name: _best_seconds(product) for name, product in products.items()}
 
 
+def loss_ms(batch: int, items: int, width: int = 150) -> dict[str, float]:
+    """Best ms of the multinomial loss's forward and backward: fused, and by autograd."""
+    from aerec.train.loss import multinomial_nll
+
+    def by_autograd(z: torch.Tensor, c: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        picked = (z.gather(1, c) * w).sum(dim=1)
+        return (w.sum(dim=1) * torch.logsumexp(z, dim=1) - picked).mean()
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(batch, items, generator=generator, requires_grad=True)
+    columns = torch.randint(0, items, (batch, width), generator=generator)
+    weights = torch.rand(batch, width, generator=generator)
+    forms = {"fused": multinomial_nll, "autograd": by_autograd}
+
+    def gradient(form: Callable[..., torch.Tensor]) -> Callable[[], torch.Tensor]:
+        return lambda: torch.autograd.grad(form(logits, columns, weights), logits)[0]
+
+    return {name: 1000 * _best_seconds(gradient(form), 20) for name, form in forms.items()}
+
+
 def run_train_model(ratings: Path, out: Path, preset: str, epochs: int, split: str) -> dict:
     """train-model in a child process: its wall seconds, peak RSS and stderr's tail."""
     command = [
@@ -105,8 +128,16 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--split", default="user-temporal:0.2")
+    parser.add_argument("--loss-only", action="store_true", help="time only the loss")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    loss = loss_ms(preset.train.batch_size, args.items)
+    print(
+        f"multinomial loss, forward and backward of [{preset.train.batch_size}, {args.items:,}] "
+        f"logits: fused {loss['fused']:.1f} ms, autograd {loss['autograd']:.1f} ms"
+    )
+    if args.loss_only:
+        return
     ratings = ratings_file(args.users, args.items, args.ratings)
     OUT.mkdir(exist_ok=True)
     batch, hidden = preset.train.batch_size, preset.model["hidden"][0]
@@ -130,6 +161,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "product_ms": {name: seconds * 1000 for name, seconds in products.items()},
         "per_batch_limit_ms": per_batch * 1000,
+        "loss_ms": loss,
         "train_model": run,
         "history": epochs,
     }

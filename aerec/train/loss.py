@@ -27,7 +27,7 @@ class _MultinomialNll(torch.autograd.Function):
     """multinomial_nll with one [batch, n_items] buffer: forward keeps exp(z - max z),
     and backward turns it in place into the gradient, (sum_j w_j) softmax(z) minus w at
     the rated columns. Autograd's logsumexp, gather and sum allocate three more and pass
-    over them (30 ms against 10 a batch of 128 users over 59,047 items here)."""
+    over them (`bench/train.py --loss-only`: 6.5 ms against 23.4 ms at [128, 59,047])."""
 
     @staticmethod
     def forward(

@@ -35,15 +35,17 @@ def test_a_library_that_does_not_load_is_named_with_how_to_get_it(tmp_path: Path
 
 
 @pytest.mark.parametrize("gpu", [GPU])
-def test_the_cuda_provider_library_loads_exactly_where_cuda_is_usable(gpu: bool) -> None:
-    """On a GPU host with its libraries: None. Here (onnxruntime-gpu, no CUDA libraries):
-    the CUDA library it needs first, by its file name."""
-    problem = provider_library_problem()
+def test_cuda_is_used_where_usable_and_a_missing_library_named_where_not(
+    gpu: bool, tiny_model: Path
+) -> None:
+    """On a GPU host the session runs on CUDA. Elsewhere the provider's own library names
+    the CUDA library it lacks, by its file name (here: onnxruntime-gpu, no CUDA libraries)."""
     if gpu:
-        assert problem is None
-    else:
-        assert problem is not None
-        assert problem.split(" ")[0].startswith("lib") and ".so" in problem.split(" ")[0]
+        assert session.open_session(tiny_model, "cuda")[2] == CUDA
+        return
+    problem = provider_library_problem()
+    assert problem is not None
+    assert problem.split(" ")[0].startswith("lib") and ".so" in problem.split(" ")[0]
 
 
 def test_the_libraries_torch_ships_are_loaded_before_the_provider_is_checked(
