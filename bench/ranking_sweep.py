@@ -38,7 +38,7 @@ from aerec.train.baselines import ease_block, gram_matrix, liked_ease_block
 from aerec.train.evaluate import EASE_REGULARISATION
 from aerec.train.metrics import evaluate_ranking, positive_threshold
 from aerec.train.pipeline import build_for_preset, eval_data
-from aerec.train.presets import PRESETS, Preset
+from aerec.train.presets import PRESETS
 
 OUT = Path(__file__).resolve().parent / "out"
 GRID = {
@@ -57,18 +57,6 @@ VARIATIONS: list[dict[str, Any]] = [
     {"members": 3},
 ]
 CLOSE = 0.01  # relative: configurations this close to the best count as equal
-
-
-def configured(base: Preset, changes: dict[str, Any]) -> Preset:
-    """The preset with "model.x", "train.x" and "members" settings replaced."""
-    model = {k.removeprefix("model."): v for k, v in changes.items() if k.startswith("model.")}
-    train = {k.removeprefix("train."): v for k, v in changes.items() if k.startswith("train.")}
-    return replace(
-        base,
-        model={**base.model, **model},
-        train=replace(base.train, **train),
-        members=changes.get("members", base.members),
-    )
 
 
 def baselines(fit: CsrMatrix, validation: CsrMatrix, threshold: float) -> dict[str, float]:
@@ -115,7 +103,7 @@ def main() -> None:
         reference[name].append(baselines(data.fit, data.validation, threshold))
 
     def sweep(changes: dict[str, Any]) -> dict[str, Any]:
-        preset = configured(base, changes)
+        preset = base.changed(changes)
         row: dict[str, Any] = {"config": changes, "ndcg": {}, "ratio": [], "seconds": {}}
         for (name, seed), (fit, validation) in slices.items():
             model = build_for_preset(preset, fit)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +92,20 @@ def _separate_cold(spec: str, train: pl.DataFrame, test: pl.DataFrame) -> Split:
             split.cold.height,
         )
     return split
+
+
+def positives_only(split: Split, threshold: float) -> Split:
+    """The split as implicit feedback: only ratings >= `threshold`, each stored as 1, on
+    both sides; a test rating whose user or item keeps no training rating becomes cold."""
+    kept = [
+        side.filter(pl.col("rating") >= threshold).with_columns(
+            pl.lit(1.0, side.schema["rating"]).alias("rating")
+        )
+        for side in (split.train, split.test, split.cold)
+    ]
+    spec = f"{split.spec}, ratings >= {threshold:g} as 1"
+    implicit = _separate_cold(spec, kept[0], kept[1])
+    return replace(implicit, cold=pl.concat([kept[2], implicit.cold]))
 
 
 def _require_timestamps(frame: pl.DataFrame, spec: str) -> None:

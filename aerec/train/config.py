@@ -7,7 +7,7 @@ from typing import Any
 
 from aerec.train.metrics import POSITIVE
 
-ACTIVATION_NAMES = ("relu", "selu", "elu", "sigmoid", "tanh", "identity")
+ACTIVATION_NAMES = ("relu", "selu", "elu", "sigmoid", "tanh", "silu", "identity")
 LEGACY_KIND_KEYS = ("likelihood", "item_based")  # config.json of checkpoints before "kind"
 
 
@@ -19,7 +19,9 @@ class ModelConfig:
     kind's name sits beside this in config.json. n_items is the input width (users, for
     the item-based kind). In Mult-DAE's multinomial likelihood a rated item counts with
     weight 1 from positive_rating up and below_positive_weight under it (1: every rated
-    item alike); Mult-VAE adds its KL term, weighted up to kl_cap over kl_anneal_steps.
+    item alike); Mult-VAE adds its KL term, weighted up to kl_cap over kl_anneal_steps;
+    RecVAE weighs its KL term by kl_gamma times each user's likelihood weight and trains
+    its encoder for encoder_passes passes before each decoder pass.
     """
 
     n_items: int  # width of the input vector (users, for an item-based model)
@@ -34,6 +36,8 @@ class ModelConfig:
     positive_rating: float = POSITIVE  # the data's positive threshold (positive_threshold)
     kl_cap: float = 0.0  # Mult-VAE: the largest weight of the KL term
     kl_anneal_steps: int = 0  # Mult-VAE: batches over which that weight rises from 0
+    kl_gamma: float = 0.0  # RecVAE: the KL weight per unit of a user's likelihood weight
+    encoder_passes: int = 1  # RecVAE: encoder passes before each epoch's decoder pass
 
     def __post_init__(self) -> None:
         if not _is_count(self.n_items):
@@ -60,6 +64,10 @@ class ModelConfig:
             raise ValueError(f"kl_cap {self.kl_cap!r}: expected a number in [0, 10]")
         if not isinstance(self.kl_anneal_steps, int) or self.kl_anneal_steps < 0:
             raise ValueError(f"kl_anneal_steps {self.kl_anneal_steps!r}: expected a count >= 0")
+        if not isinstance(self.kl_gamma, int | float) or not 0 <= self.kl_gamma <= 10:
+            raise ValueError(f"kl_gamma {self.kl_gamma!r}: expected a number in [0, 10]")
+        if not _is_count(self.encoder_passes):
+            raise ValueError(f"encoder_passes {self.encoder_passes!r}: expected a count >= 1")
         for name in (self.activation, self.output_activation):
             if name not in ACTIVATION_NAMES:
                 raise ValueError(f"activation {name!r}: expected one of {ACTIVATION_NAMES}")

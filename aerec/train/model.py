@@ -17,6 +17,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
+    "silu": nn.SiLU,  # swish: x * sigmoid(x)
     "identity": nn.Identity,
 }
 
@@ -55,7 +56,8 @@ class Network(nn.Module):
 
     config: ModelConfig
 
-    def forward_rows(self, rows: RatedRows) -> torch.Tensor:
+    def forward_rows(self, rows: RatedRows, dropout: bool = True) -> torch.Tensor:
+        """In training mode, noise and dropout apply unless `dropout` is false."""
         raise NotImplementedError
 
     def forward_sparse(self, columns: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -90,19 +92,24 @@ class AutoEncoder(Network):
         assert self.decoder is not None
         return [(layer.weight, layer.bias) for layer in _linears(self.decoder)]
 
-    def forward_rows(self, rows: RatedRows) -> torch.Tensor:
-        """The training forward pass: noise and dropout touch the rated entries only, then
-        the first layer multiplies the rows made dense. Its weight's gradient is dense
-        either way, and a dense product is faster to differentiate than the gather of
-        `forward_sparse` (bench/train.py)."""
+    def forward_rows(self, rows: RatedRows, dropout: bool = True) -> torch.Tensor:
+        """The training forward pass: noise and dropout (unless `dropout` is false) touch
+        the rated entries only, then the first layer multiplies the rows made dense."""
+        return self._after_first_layer(self._first_layer_rows(rows, dropout))
+
+    def _first_layer_rows(self, rows: RatedRows, dropout: bool) -> torch.Tensor:
+        """The first layer's output (before its activation) for a training batch. Its
+        weight's gradient is dense either way, and a dense product is faster to
+        differentiate than the gather of `forward_sparse` (bench/train.py)."""
         values = self.inputs.values(rows.values)
         hidden = values
-        if self.training and self.config.input_noise > 0:
+        if dropout and self.training and self.config.input_noise > 0:
             hidden = hidden + torch.randn_like(hidden) * self.config.input_noise * (hidden != 0)
-        hidden = self.input_dropout(hidden)
+        if dropout:
+            hidden = self.input_dropout(hidden)
         first = _linears(self.encoder)[0]
         pre = self.inputs.scaled(F.linear(rows.dense(hidden), first.weight), values)
-        return self._after_first_layer(pre + first.bias)
+        return pre + first.bias
 
     def forward(self, ratings: torch.Tensor) -> torch.Tensor:
         """Dense rows in eval mode (no noise, no dropout: `forward_rows` trains)."""

@@ -14,6 +14,7 @@ from aerec.train.kinds.blend import RatingBlend
 from aerec.train.kinds.item import ItemAutoEncoder
 from aerec.train.kinds.multinomial import MultinomialAutoEncoder
 from aerec.train.kinds.rating import RatingAutoEncoder
+from aerec.train.kinds.recvae import RecVAE
 from aerec.train.kinds.variational import VariationalMultinomial
 from aerec.train.presets import PRESETS, Preset
 from aerec.train.recommender import Recommender
@@ -24,6 +25,7 @@ KINDS: dict[str, type[Recommender]] = {
         RatingAutoEncoder,
         MultinomialAutoEncoder,
         VariationalMultinomial,
+        RecVAE,
         ItemAutoEncoder,
         RatingBlend,
     )

@@ -18,7 +18,7 @@ from aerec.errors import InputError
 from aerec.train.config import TrainConfig
 from aerec.train.model import Network
 from aerec.train.rows import RatedRows
-from aerec.train.trainable import Trainable, TrainStep
+from aerec.train.trainable import Phase, Trainable, TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,25 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         # fused: one kernel over each parameter, not a pass per operation (8x on the CPU)
         return torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+            parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
     raise InputError(f"optimizer {config.optimizer!r}: expected adam or sgd")
+
+
+def _trained_only(network: nn.Module, phase: Phase, alone: bool) -> None:
+    """Gradients for the phase's parameters only (every parameter again when `alone` is
+    false), so a phase does not differentiate what it does not update."""
+    chosen = {id(parameter) for parameter in phase.parameters}
+    for parameter in network.parameters():
+        parameter.requires_grad_(not alone or id(parameter) in chosen)
 
 
 def _step(
@@ -79,35 +84,48 @@ def _step(
 
 
 class _Epochs:
-    """One training run's state: the network, its optimiser, the batches' order and the
-    count of batches seen (the loss's TrainStep)."""
+    """One training run's state: the network, its phases with an optimiser each, the
+    batches' order and the count of batches seen (the loss's TrainStep)."""
 
     def __init__(self, model: Trainable, fit: CsrMatrix, config: TrainConfig, device: str) -> None:
         self.model, self.fit, self.config, self.device = model, fit, config, device
         torch.manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self.network = model.new_network().to(device)
-        self.optimizer = _optimizer(self.network, config)
+        self.phases = model.phases(self.network)
+        self.optimizers = [_optimizer(phase.parameters, config) for phase in self.phases]
         self.rows = np.flatnonzero(fit.row_counts())
         self.seen = 0
 
     def run(self, epoch: int, progress: Progress | None, description: str) -> dict[str, float]:
-        """One epoch over every row with a rating: its history row (the epoch, the mean
-        training loss, the seconds it took)."""
+        """One epoch: each phase's passes over every row with a rating. Its history row:
+        the epoch, the mean training loss, the seconds it took, the rows trained on."""
         started, config, network = time.perf_counter(), self.config, self.network
         network.train()
-        steps: Iterable[np.ndarray] = batches(self.rng.permutation(self.rows), config.batch_size)
+        self.model.start_epoch(network)
+        per_pass = -(-len(self.rows) // config.batch_size)
+        steps: Iterable[tuple[Phase, torch.optim.Optimizer, np.ndarray]] = (
+            (phase, optimizer, block)
+            for phase, optimizer in zip(self.phases, self.optimizers, strict=True)
+            for _ in range(phase.passes)
+            for block in batches(self.rng.permutation(self.rows), config.batch_size)
+        )
         if progress is not None:
-            steps = progress(steps, description, -(-len(self.rows) // config.batch_size))
-        total, count = 0.0, 0
-        for block in steps:
+            total_passes = sum(phase.passes for phase in self.phases)
+            steps = progress(steps, description, per_pass * total_passes)
+        total, count, current = 0.0, 0, None
+        for phase, optimizer, block in steps:
+            if phase is not current:
+                _trained_only(network, phase, alone=len(self.phases) > 1)
+                current = phase
             batch = RatedRows.of(self.fit, block, self.device)
-            step = TrainStep(epoch=epoch, step=self.seen, epochs=config.epochs)
-            loss = _step(self.model, network, self.optimizer, batch, config.l2, step)
+            step = TrainStep(epoch=epoch, step=self.seen, epochs=config.epochs, phase=phase.name)
+            loss = _step(self.model, network, optimizer, batch, config.l2, step)
             total, count, self.seen = total + loss * len(block), count + len(block), self.seen + 1
             if config.refeed:
                 refed = RatedRows.of_dense(network.forward_rows(batch).detach())
-                _step(self.model, network, self.optimizer, refed, config.l2, step)
+                _step(self.model, network, optimizer, refed, config.l2, step)
+        network.requires_grad_(True)
         seconds = time.perf_counter() - started
         loss = total / max(count, 1)
         return {"epoch": epoch, "train_loss": loss, "train_seconds": seconds, "rows": count}
@@ -162,11 +180,14 @@ def _select_epoch(
     score: the history, and (the best signed score, its epoch, its weights)."""
     model, network, config = epochs.model, epochs.network, epochs.config
     metric = model.selection.metric
-    scheduler = None
+    schedulers = []
     if config.lr_decay < 1.0:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            epochs.optimizer, mode="min", factor=config.lr_decay, patience=2
-        )
+        schedulers = [
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", factor=config.lr_decay, patience=2
+            )
+            for optimizer in epochs.optimizers
+        ]
     sign = -1.0 if model.selection.higher_is_better else 1.0  # minimise sign * score
     best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
     history: list[dict[str, float]] = []
@@ -187,7 +208,7 @@ def _select_epoch(
             history[-1]["seconds"],
             row["train_seconds"],
         )
-        if scheduler is not None:
+        for scheduler in schedulers:
             scheduler.step(sign * score)
         if sign * score < best[0]:
             best = (sign * score, epoch, copy.deepcopy(network.state_dict()))

@@ -91,3 +91,31 @@ def test_temporal_needs_timestamps(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="needs timestamps"):
         split_frame(frame, "temporal:0.5")
+
+
+def test_positives_only_keeps_ratings_of_4_up_as_ones() -> None:
+    """Both sides keep only ratings >= 4, stored as 1 in the rating's own dtype; a test
+    rating of an item with no positive left in train becomes cold."""
+    from aerec.data.split import positives_only
+
+    frame = pl.DataFrame(
+        {
+            "user_id": [1, 1, 1, 2, 2, 2, 1, 2],
+            "item_id": [10, 11, 12, 10, 12, 13, 13, 11],
+            "rating": [5.0, 4.0, 2.0, 4.5, 1.0, 3.0, 4.0, 5.0],
+            "timestamp": [1, 2, 3, 4, 5, 6, 7, 8],
+        },
+        schema_overrides={"rating": pl.Float32},
+    )
+    split = split_frame(frame, "temporal:0.75")  # the last two ratings are the test side
+    implicit = positives_only(split, 4.0)
+    assert implicit.train.sort("user_id", "item_id").rows() == [
+        (1, 10, 1.0, 1),
+        (1, 11, 1.0, 2),
+        (2, 10, 1.0, 4),
+    ]
+    assert implicit.train.schema["rating"] == pl.Float32
+    assert implicit.test.rows() == [(2, 11, 1.0, 8)]
+    # item 13's only training rating was a 3: its test rating is cold now
+    assert implicit.cold.select("user_id", "item_id").rows() == [(1, 13)]
+    assert implicit.spec == "temporal:0.75, ratings >= 4 as 1"

@@ -117,3 +117,33 @@ def test_a_tuned_choice_at_the_edge_of_its_grid_is_a_warning(
         assert chosen == {"a": 3.0}
         assert built[-1] == (data.train, 3.0) and all(t is data.fit for t, _ in built[:-1])
         assert any("at the edge of the grid" in r.message for r in caplog.records) == edge
+
+
+def test_strongest_baselines_on_validation_are_their_grids_best(
+    tiny_data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EASE, liked-target EASE and iALS (item-kNN is not among them), each at the best
+    validation NDCG@10 its grid reaches; the test side is never scored."""
+    from aerec.data.split import load_split
+    from aerec.train import evaluate
+    from aerec.train.baselines import ials_available
+    from aerec.train.evaluate import strongest_on_validation, tune_on_validation, tuned_baselines
+    from aerec.train.pipeline import eval_data
+
+    data, _ = eval_data(load_split(tiny_data[0], "random:0.2", 0), 0)
+    monkeypatch.setattr(evaluate, "IALS_GRID", evaluate.IALS_GRID[:2])  # two settings will do
+    scored: list[CsrMatrix] = []
+    ranking = evaluate.evaluate_ranking
+
+    def recording(block: ScoreBlock, train: CsrMatrix, held_out: CsrMatrix, *a, **k):  # type: ignore[no-untyped-def]
+        scored.append(held_out)
+        return ranking(block, train, held_out, *a, **k)
+
+    monkeypatch.setattr(evaluate, "evaluate_ranking", recording)
+    best = strongest_on_validation(data)
+    wanted = {"ease", "ease_liked_target"} | ({"ials"} if ials_available() else set())
+    assert set(best) == wanted
+    assert all(held_out is data.validation for held_out in scored)
+    by_name = {b.name: b for b in tuned_baselines(data)}
+    assert best["ease"] == tune_on_validation(by_name["ease"], data)[1]
+    assert 0 < best["ease"] <= 1

@@ -287,3 +287,32 @@ def test_a_kept_epoch_near_the_limit_is_warned_about(caplog: pytest.LogCaptureFi
         "kept epoch 139, 142 of at most 150: the epoch limit may be what stopped it; "
         "a larger --epochs may do better"
     ]
+
+
+@pytest.mark.parametrize("preset", ["mult-vae", "recvae"])
+def test_variational_kinds_as_production_models_and_ensembles(
+    preset: str, tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`--split none` refits on every rating; an ensemble of two (fit, then refit for each
+    member's kept epochs) saves, loads without pickle and exports as int8."""
+    from aerec.train.checkpoint import load_checkpoint, save_checkpoint
+    from aerec.train.kinds.autoencoder import AutoEncoderKind
+
+    metrics = train_model(
+        tiny_data[0], tmp_path / "none", "none", TrainOptions(preset=preset, epochs=3, device="cpu")
+    )
+    assert metrics["refit"]["ratings"] == 3000
+    assert type(load_checkpoint(tmp_path / "none").model) is kind_named(PRESETS[preset].kind)
+
+    data, items = eval_data(load_split(tiny_data[0], "random:0.2", 0), 0)
+    small = {"model.hidden": [16, 16, 8] if preset == "recvae" else [16, 8], "members": 2}
+    chosen = PRESETS[preset].changed(small)
+    model, fitted, refit = fit_then_refit(chosen, data, replace(chosen.train, epochs=3), "cpu")
+    assert isinstance(model, AutoEncoderKind) and model.members == 2
+    assert len(fitted.validation["best_epoch"]) == 2
+    assert sorted({row["member"] for row in refit}) == [0, 1]
+    save_checkpoint(tmp_path / "ensemble", model, items, {"preset": preset}, {}, "epoch\n")
+    loaded = load_checkpoint(tmp_path / "ensemble")
+    assert loaded.model.describe() == model.describe()
+    meta = export_onnx(tmp_path / "ensemble", tmp_path / "m.onnx", k=5, precision="int8")
+    assert meta["aerec.precision"] == "int8"

@@ -24,6 +24,7 @@ from aerec.train.kinds.autoencoder import AutoEncoderKind
 from aerec.train.kinds.item import ItemAutoEncoder
 from aerec.train.kinds.multinomial import MultinomialAutoEncoder
 from aerec.train.kinds.rating import RatingAutoEncoder
+from aerec.train.kinds.recvae import RecVAE
 from aerec.train.kinds.variational import VariationalMultinomial
 from aerec.train.metrics import top_k
 from aerec.train.recommender import Recommender
@@ -61,7 +62,7 @@ class RecommenderContract:
 
     @classmethod
     def model(cls, n_inputs: int) -> Recommender:
-        return cls.kind(ModelConfig(n_items=n_inputs, hidden=[8], **cls.settings))
+        return cls.kind(ModelConfig(n_items=n_inputs, **{"hidden": [8], **cls.settings}))
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -131,6 +132,26 @@ class RecommenderContract:
             scores = model.network(torch.from_numpy(dense)).numpy()
         scores[dense != 0] = -np.inf
         np.testing.assert_array_equal(top[:, 0], items.ids[scores.argmax(axis=1)])
+
+    @pytest.mark.parametrize("precision", ["int8", "fp16"])
+    def test_reduced_precision_export_never_ranks_a_rated_item(
+        self, fitted: Fitted, tmp_path: Path, precision: str
+    ) -> None:
+        """export-onnx checks the reduced graph against torch (top-k overlap, the mask)
+        and refuses to write it otherwise; its ranking skips what the user rated."""
+        from aerec.export.onnx_export import export_onnx
+
+        model, fit, _, _ = fitted
+        if not model.reads_user_rows:
+            pytest.skip(f"{self.kind.__name__} does not export")
+        items = IdMap(np.arange(100, 100 + ITEMS, dtype=np.int64))
+        save_checkpoint(tmp_path / "ckpt", model, items, {"preset": "test"}, {}, "epoch\n")
+        export_onnx(tmp_path / "ckpt", tmp_path / "m.onnx", k=3, precision=precision)
+        session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+        feed = graph_feed(UserBatch(np.arange(USERS, dtype=np.int64), fit))
+        _, top = session.run(["scores", "items"], feed)
+        rated = fit.densify(np.arange(USERS)) != 0
+        assert not rated[np.arange(USERS)[:, None], top - 100].any()
 
     def test_described_kind_is_rebuilt(self) -> None:
         model = self.model(12)
@@ -207,3 +228,13 @@ def test_below_positive_weight_ranks_liked_over_merely_rated(
 class TestVariationalMultinomial(RecommenderContract):
     kind = VariationalMultinomial
     settings: ClassVar[dict[str, Any]] = {"activation": "tanh", "kl_cap": 0.2}
+
+
+class TestRecVAE(RecommenderContract):
+    kind = RecVAE
+    settings: ClassVar[dict[str, Any]] = {
+        "hidden": [8, 8, 4],
+        "activation": "silu",
+        "kl_gamma": 0.005,
+        "encoder_passes": 3,
+    }

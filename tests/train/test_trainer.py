@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -137,7 +139,7 @@ def test_the_loss_sees_where_training_is() -> None:
 
     from aerec.train.model import Network
     from aerec.train.rows import RatedRows
-    from aerec.train.trainable import Selection, TrainStep
+    from aerec.train.trainable import Phase, Selection, TrainStep
 
     fit, validation = matrices()
     seen: list[TrainStep] = []
@@ -148,6 +150,12 @@ def test_the_loss_sees_where_training_is() -> None:
 
         def new_network(self) -> Network:
             return inner.new_network()
+
+        def phases(self, network: Network) -> list[Phase]:
+            return inner.phases(network)
+
+        def start_epoch(self, network: Network) -> None:
+            inner.start_epoch(network)
 
         def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
             seen.append(step)
@@ -162,3 +170,75 @@ def test_the_loss_sees_where_training_is() -> None:
     assert [s.step for s in seen] == list(range(3 * per_epoch))
     assert [s.epoch for s in seen] == [e for e in (1, 2, 3) for _ in range(per_epoch)]
     assert [s.progress for s in seen[::per_epoch]] == [0.0, 1 / 3, 2 / 3]
+
+
+def test_phases_update_only_their_parameters_in_order() -> None:
+    """An epoch of two phases (2 passes updating the encoder, then 1 the decoder): each
+    batch's loss sees its phase, only that phase's parameters take gradients and change,
+    start_epoch comes before each epoch's first batch, and the progress bar counts every
+    pass."""
+    import torch
+
+    from aerec.train.model import AutoEncoder, Network
+    from aerec.train.rows import RatedRows
+    from aerec.train.trainable import Phase, Selection, TrainStep
+
+    fit, _ = matrices()
+    inner = RatingAutoEncoder(ModelConfig(n_items=fit.n_cols, hidden=[4]))
+    events: list[tuple[str, ...]] = []
+    networks: list[AutoEncoder] = []
+    states: list[tuple[str, dict[str, torch.Tensor]]] = []
+
+    class TwoPhases:
+        selection = Selection("val_rmse", higher_is_better=False)
+
+        def new_network(self) -> Network:
+            network = inner.new_network()
+            assert isinstance(network, AutoEncoder)
+            networks.append(network)
+            return network
+
+        def phases(self, network: Network) -> list[Phase]:
+            assert isinstance(network, AutoEncoder) and network.decoder is not None
+            return [
+                Phase("encoder", list(network.encoder.parameters()), passes=2),
+                Phase("decoder", list(network.decoder.parameters())),
+            ]
+
+        def start_epoch(self, network: Network) -> None:
+            events.append(("start", str(network.training)))
+
+        def loss(self, network: Network, batch: RatedRows, step: TrainStep) -> torch.Tensor:
+            trained = tuple(
+                n.split(".")[0] for n, p in network.named_parameters() if p.requires_grad
+            )
+            events.append((step.phase, *sorted(set(trained))))
+            states.append((step.phase, {k: v.clone() for k, v in network.state_dict().items()}))
+            return inner.loss(network, batch, step)
+
+        def validate(self, network: Network, *args: object) -> float:
+            return inner.validate(network, *args)  # type: ignore[arg-type]
+
+    totals: list[int] = []
+
+    def progress(steps, description, total):  # type: ignore[no-untyped-def]
+        totals.append(total)
+        return steps
+
+    result = train_network(
+        TwoPhases(), fit, None, TrainConfig(epochs=2, batch_size=50), "cpu", progress
+    )
+    per_pass = -(-int((fit.row_counts() > 0).sum()) // 50)
+    epoch = [("start", "True")]
+    epoch += [("encoder", "encoder")] * (2 * per_pass) + [("decoder", "decoder")] * per_pass
+    assert events == epoch * 2
+    assert totals == [3 * per_pass] * 2
+    assert all(p.requires_grad for p in result.network.parameters())  # restored after training
+    # between two batches of one phase the other phase's weights stay as they were, and
+    # the phase's own move
+    for (phase, before), (same, after) in itertools.pairwise(states):
+        if phase != same:
+            continue
+        for name in before:
+            moved = not torch.equal(before[name], after[name])
+            assert moved == name.startswith(phase), (phase, name)

@@ -51,7 +51,13 @@ def test_scoring_decodes_the_mean_and_training_a_sample(hidden: list[int]) -> No
     network.train()
     sampled = network.forward_rows(rows)
     assert not torch.allclose(sampled, scored)
-    assert network.kl is not None and network.kl.shape == (2,) and (network.kl >= 0).all()
+    posterior = network.posterior
+    assert posterior is not None
+    kl = posterior.kl_from_standard_normal()
+    assert kl.shape == (2,) and (kl >= 0).all()
+    # the decoded sample is the mean plus noise scaled by the standard deviation
+    assert posterior.sample.shape == posterior.mean.shape == (2, code)
+    assert not torch.allclose(posterior.sample, posterior.mean)
 
 
 def test_kl_divergence_of_the_prior_itself_is_zero() -> None:
@@ -61,8 +67,8 @@ def test_kl_divergence_of_the_prior_itself_is_zero() -> None:
         network.encoder[0].weight.zero_()
         network.encoder[0].bias.zero_()
     network.train().forward_rows(_rows())
-    assert network.kl is not None
-    torch.testing.assert_close(network.kl, torch.zeros(2))
+    assert network.posterior is not None
+    torch.testing.assert_close(network.posterior.kl_from_standard_normal(), torch.zeros(2))
 
 
 def test_beta_rises_linearly_to_the_cap() -> None:

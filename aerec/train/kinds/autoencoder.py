@@ -23,7 +23,7 @@ from aerec.train.predict import model_scores, predict_observed
 from aerec.train.presets import Preset
 from aerec.train.recommender import FitRecord, Recommender
 from aerec.train.rows import RatedRows
-from aerec.train.trainable import Selection, TrainStep
+from aerec.train.trainable import Phase, Selection, TrainStep, every_parameter
 from aerec.train.trainer import TrainResult, train_network
 
 
@@ -44,6 +44,12 @@ class AutoEncoderKind(Recommender):
 
     def new_network(self) -> Network:
         return AutoEncoder(self.config, self.inputs())
+
+    def phases(self, network: Network) -> list[Phase]:
+        return every_parameter(network)
+
+    def start_epoch(self, network: Network) -> None:
+        """Nothing to prepare: the loss reads only the network being trained."""
 
     @staticmethod
     def _joined(members: Sequence[nn.Module]) -> Network:
