@@ -39,6 +39,16 @@ def _config(**changes: object) -> ModelConfig:
     return ModelConfig(**(settings | changes))
 
 
+def _training(model: RecVAE, seed: int) -> RecVAENetwork:
+    """A fresh network of `model` in training mode, its epoch started."""
+    torch.manual_seed(seed)
+    network = model.new_network()
+    assert isinstance(network, RecVAENetwork)
+    network.train()
+    model.start_epoch(network)
+    return network
+
+
 def test_the_encoder_adds_every_earlier_layer_under_layer_norm() -> None:
     torch.manual_seed(0)
     network = RecVAENetwork(_config(), RatedSetInput()).eval()
@@ -95,10 +105,7 @@ def test_kl_term_is_gamma_times_each_users_weight() -> None:
     weights) * (log q(z) - log p(z)) at the decoded sample."""
     gamma, below = 0.05, 0.5
     model = RecVAE(_config(kl_gamma=gamma, below_positive_weight=below))
-    torch.manual_seed(1)
-    network = model.new_network()
-    network.train()
-    model.start_epoch(network)
+    network = _training(model, seed=1)
     rows = _rows()
     step = TrainStep(epoch=1, step=0, epochs=1, phase=ENCODER)
     torch.manual_seed(2)
@@ -121,10 +128,7 @@ def test_kl_term_is_gamma_times_each_users_weight() -> None:
 
 def test_the_decoder_phase_trains_without_dropout_and_without_the_kl_term() -> None:
     model = RecVAE(_config(kl_gamma=0.5, input_dropout=0.5))
-    torch.manual_seed(0)
-    network = model.new_network()
-    network.train()
-    model.start_epoch(network)
+    network = _training(model, seed=0)
     rows = _rows()
     step = TrainStep(epoch=1, step=0, epochs=1, phase=DECODER)
     torch.manual_seed(3)
