@@ -109,16 +109,17 @@ def child_score_all(
 
 
 def child_host(model: str, ratings: str, out: str, batch: int, chunk_rows: int) -> dict:
-    """score-all with a scorer that returns fixed rows (the model's last k items, scores
-    k..1) without running the graph: the host pipeline alone (read, group, pad, write,
-    hash, publish)."""
-    from aerec.score.batch import UserBatch
+    """score-all with a scorer that builds each batch's graph inputs and returns fixed
+    rows (the model's last k items, scores k..1) without running the graph: the host
+    pipeline alone (read, group, pad, write, hash, publish)."""
+    from aerec.score.batch import UserBatch, graph_feed
     from aerec.score.engines import local
     from aerec.score.job import Gates
     from aerec.score.scorer import BatchScorer
 
     class FixedRows(BatchScorer):
         def __call__(self, batch: UserBatch) -> tuple[np.ndarray, np.ndarray]:
+            graph_feed(batch)  # the padded inputs a graph would be given
             users, k = len(batch.user_ids), self.info.k
             scores = np.tile(np.arange(k, 0, -1, dtype=np.float32), (users, 1))
             return scores, np.tile(self.info.items.ids[-k:], (users, 1))

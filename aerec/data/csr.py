@@ -43,7 +43,9 @@ class CsrMatrix:
     ) -> CsrMatrix:
         """Build from coordinate arrays; a (row, col) given twice is stored twice, in the
         order given (see has_duplicates)."""
-        keys = rows.astype(np.int64) * n_cols + cols
+        keys = rows.astype(np.int64)  # a copy, then worked in place
+        keys *= n_cols
+        keys += cols
         # Input read by user and item is in order already: skip the sort then.
         ordered = keys.size < 2 or bool(np.all(keys[1:] >= keys[:-1]))
         if not ordered:
@@ -54,8 +56,8 @@ class CsrMatrix:
         np.cumsum(counts, out=indptr[1:])
         return cls(
             indptr=indptr,
-            indices=cols.astype(np.int32),
-            data=values.astype(np.float32),
+            indices=cols.astype(np.int32, copy=False),
+            data=values.astype(np.float32, copy=False),
             n_cols=n_cols,
         )
 
@@ -100,19 +102,28 @@ class CsrMatrix:
             out[row_of, self.indices[positions]] = self.data[positions]
         return out
 
-    def padded(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's columns (int64) and values (float32), [n_rows, widest row], padded
-        with the row's first column and value 0 (an empty row: column 0)."""
-        counts = self.row_counts()
+    def padded(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The given rows' (default: every row's) columns (int64) and values (float32),
+        [len(rows), widest of them], padded with the row's first column and value 0 (an
+        empty row: column 0). One gather from the stored entries, no copy of the rows."""
+        starts = self.indptr[:-1] if rows is None else self.indptr[rows]
+        counts = (self.indptr[1:] if rows is None else self.indptr[rows + 1]) - starts
         width = max(int(counts.max(initial=0)), 1)
-        starts = self.indptr[:-1]
-        rows, _ = self.coordinates()
-        positions = np.arange(self.nnz) - np.repeat(starts, counts)
-        first = np.where(counts > 0, self.indices[np.minimum(starts, max(self.nnz - 1, 0))], 0)
-        columns = np.repeat(first.astype(np.int64)[:, None], width, axis=1)
-        values = np.zeros((self.n_rows, width), dtype=np.float32)
-        columns[rows, positions] = self.indices
-        values[rows, positions] = self.data
+        if self.nnz == 0:
+            return np.zeros((len(counts), width), np.int64), np.zeros(
+                (len(counts), width), np.float32
+            )
+        step = np.arange(width)
+        inside = step < counts[:, None]
+        positions = step * inside  # a padding slot reads the row's first entry
+        positions += starts[:, None]
+        empty = counts == 0
+        if empty.any():  # its "first entry" may lie past the last one
+            np.minimum(positions, self.nnz - 1, out=positions)
+        columns = self.indices[positions].astype(np.int64)
+        columns[empty] = 0
+        values = self.data[positions]
+        values *= inside
         return columns, values
 
     def coordinates(self) -> tuple[np.ndarray, np.ndarray]:

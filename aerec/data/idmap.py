@@ -24,11 +24,25 @@ class IdMap:
 
     @classmethod
     def from_ids(cls, values: pl.Series | np.ndarray) -> IdMap:
-        array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values)
-        array = array.astype(np.int64, copy=False)
+        array = _int64(values)
         if array.size and bool((array[1:] >= array[:-1]).all()):  # sorted: no sort needed
             return cls(array[np.concatenate(([True], array[1:] != array[:-1]))])
         return cls(np.unique(array))
+
+    @classmethod
+    def encode(cls, values: pl.Series | np.ndarray) -> tuple[IdMap, np.ndarray]:
+        """The map of the values' ids, and each value's index in it (int64): for values
+        in ascending order (a stream read by user), one pass over runs, no lookup."""
+        array = _int64(values)
+        if array.size and bool((array[1:] >= array[:-1]).all()):
+            starts = np.empty(array.size, dtype=bool)
+            starts[0] = True
+            np.not_equal(array[1:], array[:-1], out=starts[1:])
+            index = np.cumsum(starts, dtype=np.int64)
+            index -= 1
+            return cls(array[starts]), index
+        ids, index = np.unique(array, return_inverse=True)
+        return cls(ids), index.astype(np.int64, copy=False)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -47,11 +61,12 @@ class IdMap:
 
     def index(self, values: pl.Series | np.ndarray) -> np.ndarray:
         """Indices of the given external ids; -1 where an id is unknown."""
-        array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values)
-        array = array.astype(np.int64, copy=False)
+        array = _int64(values)
         table = self._lookup
-        if table is not None:
+        if table is not None and array.size:
             offset = array - self.ids[0]
+            if offset.min() >= 0 and offset.max() < len(table):  # every id inside: one gather
+                return table[offset].astype(np.int64)
             inside = (offset >= 0) & (offset < len(table))
             return np.where(inside, table[np.where(inside, offset, 0)], -1).astype(np.int64)
         position = np.searchsorted(self.ids, array)
@@ -72,3 +87,8 @@ class IdMap:
         if np.any(np.diff(ids) <= 0):
             raise ValueError(f"{path}: ids are not strictly increasing")
         return cls(ids.astype(np.int64))
+
+
+def _int64(values: pl.Series | np.ndarray) -> np.ndarray:
+    array = values.to_numpy() if isinstance(values, pl.Series) else np.asarray(values)
+    return array.astype(np.int64, copy=False)

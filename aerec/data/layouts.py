@@ -8,7 +8,6 @@ A new input layout is one class here and one line in LAYOUTS.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +42,18 @@ class TextFormat:
 
     options: dict[str, Any]
     columns: list[pl.Expr]
+    header: list[str] | None = None  # the header line's column names (None: no header)
 
     def scan(self, path: Path) -> pl.LazyFrame:
         return pl.scan_csv(path, **self.options).select(self.columns)
 
-    def parse(self, text: bytes) -> pl.DataFrame:
-        """Parse whole lines of the file (its header line first, where it has one)."""
-        return pl.read_csv(io.BytesIO(text), **self.options).select(self.columns)
+    def parse(self, lines: bytes) -> pl.DataFrame:
+        """Parse whole data lines of the file (never its header line), without copying
+        them: the header's names come from `header`."""
+        options = self.options
+        if self.header is not None:
+            options = {**options, "has_header": False, "new_columns": self.header}
+        return pl.read_csv(lines, **options).select(self.columns)
 
 
 class Layout:
@@ -198,7 +202,7 @@ class _HeaderCsv(Layout):
         }
         options = {"schema_overrides": overrides, "infer_schema": False}
         columns = [pl.col(c).alias(self.rename[c]) for c in header if c in self.rename]
-        return TextFormat(options, columns)
+        return TextFormat(options, columns, header)
 
 
 class LatestCsvLayout(_HeaderCsv):

@@ -8,6 +8,7 @@ canonical CSV or Parquet).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,31 +35,38 @@ from aerec.errors import InputError, file_error
 log = logging.getLogger(__name__)
 
 SAMPLE_BYTES = 1 << 20  # read first, to size the blocks of about chunk_rows lines
+TAIL_BYTES = 1 << 16  # searched for a block's last newline
 
 
 def _line_blocks(path: Path, layout: Layout, chunk_rows: int) -> Iterator[pl.DataFrame]:
     """The text file's raw columns in blocks of about `chunk_rows` whole lines.
 
-    The file is read a block of bytes at a time and each block parsed on its own, so
-    memory holds one block: Polars' streaming CSV scan reads ahead of a slower consumer
-    and held several hundred MB more while a long file was scored.
+    Each block is read at its own offset in one call and parsed as read (no copy, no
+    header prepended), so memory holds one block: Polars' streaming CSV scan reads ahead
+    of a slower consumer and held several hundred MB more while a long file was scored.
     """
     parse = layout.text_format(path, as_text=False).parse
     with path.open("rb") as source:
-        header = source.readline() if layout.has_header else b""
-        sample = source.read(SAMPLE_BYTES)
-        line_bytes = max(1, len(sample) // max(1, sample.count(b"\n")))
-        block_bytes = chunk_rows * line_bytes
-        pending = sample
-        while True:
-            more = source.read(block_bytes)
-            data = pending + more
-            end = data.rfind(b"\n") + 1 if more else len(data)
-            if end:
-                yield parse(header + data[:end])
-            pending = data[end:]
-            if not more and not pending:
-                return
+        start = len(source.readline()) if layout.has_header else 0
+        handle, size = source.fileno(), os.fstat(source.fileno()).st_size
+        sample = os.pread(handle, SAMPLE_BYTES, start)
+        block_bytes = chunk_rows * max(1, len(sample) // max(1, sample.count(b"\n")))
+        while start < size:
+            end = _lines_end(handle, start, start + block_bytes, size)
+            yield parse(os.pread(handle, end - start, start))
+            start = end
+
+
+def _lines_end(handle: int, start: int, wanted: int, size: int) -> int:
+    """The offset just past the last newline of the file's bytes [start, wanted) (a line
+    longer than TAIL_BYTES there: of a later stretch), or the file's size."""
+    while wanted < size:
+        low = max(start, wanted - TAIL_BYTES)
+        cut = os.pread(handle, wanted - low, low).rfind(b"\n")
+        if cut >= 0:
+            return low + cut + 1
+        wanted += TAIL_BYTES
+    return size
 
 
 def read_ratings(path: str | Path, *, dedupe: bool = True) -> pl.DataFrame:

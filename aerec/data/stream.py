@@ -41,10 +41,10 @@ def complete_users(chunks: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
             continue
         if np.any(users[1:] < users[:-1]) or (carry is not None and users[0] < carry["user_id"][0]):
             raise NotSortedByUser
-        if carry is not None:
-            chunk = pl.concat([carry, chunk])
-            users = chunk["user_id"].to_numpy()
         last = int(np.searchsorted(users, users[-1]))  # where the chunk's last user begins
+        if carry is not None:
+            last = 0 if carry["user_id"][0] == users[-1] else carry.height + last
+            chunk = pl.concat([carry, chunk])
         if last:
             yield chunk.slice(0, last)
         carry = chunk.slice(last)

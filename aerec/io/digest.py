@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def file_sha256(path: str | Path) -> str:
+def file_sha256(path: str | Path, block_bytes: int = 1 << 20) -> str:
+    """The file's sha256, read into one reused buffer (no fresh memory a block)."""
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
+    buffer = memoryview(bytearray(block_bytes))
+    with Path(path).open("rb", buffering=0) as handle:
+        while read := handle.readinto(buffer):
+            digest.update(buffer[:read])
     return digest.hexdigest()
 
 

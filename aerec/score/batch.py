@@ -18,10 +18,12 @@ from aerec.errors import InputError
 
 @dataclass(frozen=True)
 class UserBatch:
-    """Users and their ratings over the model's items: row i of `ratings` is user_ids[i]."""
+    """Users and their ratings over the model's items: user_ids[i]'s ratings are row
+    rows[i] of `ratings` (rows None: row i), so a batch of a chunk's users copies none."""
 
     user_ids: np.ndarray  # int64 [n]
     ratings: CsrMatrix
+    rows: np.ndarray | None = None
 
 
 # One batch of users -> (scores, items), each [n, k]
@@ -33,7 +35,7 @@ def graph_feed(batch: UserBatch) -> dict[str, np.ndarray]:
     columns and ratings, padded to the widest user with their first column and 0.
 
     Every user of a batch has at least one rating."""
-    columns, values = batch.ratings.padded()
+    columns, values = batch.ratings.padded(batch.rows)
     return dict(zip(GRAPH_INPUTS, (columns, values), strict=True))
 
 

@@ -87,7 +87,7 @@ def length_batches(
         fits = np.arange(2, window.size + 2) * window <= budget
         stop = start + 1 + (window.size if fits.all() else int(np.argmin(fits)))
         rows = np.sort(order[start:stop])
-        yield UserBatch(vectors.users.ids[rows], vectors.ratings.take(rows))
+        yield UserBatch(vectors.users.ids[rows], vectors.ratings, rows)
         start = stop
 
 

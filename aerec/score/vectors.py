@@ -123,13 +123,13 @@ def build_user_vectors(
     columns = items.index(frame["item_id"])
     known = columns >= 0
     kept = frame.filter(pl.Series(known)) if not known.all() else frame
-    users = IdMap.from_ids(kept["user_id"])
+    users, rows = IdMap.encode(kept["user_id"])
     cold = np.empty(0, np.int64)
     if not known.all():
         every = frame["user_id"].unique().to_numpy().astype(np.int64)
         cold = np.setdiff1d(every, users.ids)
     matrix = CsrMatrix.from_indices(
-        users.index(kept["user_id"]),
+        rows,
         columns[known],
         kept["rating"].to_numpy(),
         len(users),

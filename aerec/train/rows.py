@@ -23,7 +23,7 @@ class RatedRows:
     @classmethod
     def of(cls, matrix: CsrMatrix, rows: np.ndarray, device: str) -> RatedRows:
         """The given rows of `matrix`."""
-        columns, values = matrix.take(rows).padded()
+        columns, values = matrix.padded(rows)
         return cls(
             torch.from_numpy(columns).to(device), torch.from_numpy(values).to(device), matrix.n_cols
         )

@@ -28,8 +28,23 @@ def test_the_lookup_table_and_the_binary_search_give_the_same_indices() -> None:
     want = np.where(dense.ids[np.minimum(want, len(dense) - 1)] == probe, want, -1)
     assert dense.index(probe).tolist() == want.tolist()
     assert sparse.index(probe * 10**9).tolist() == want.tolist()
+    inside = rng.permutation(np.repeat(dense.ids, 2))  # every id known: the one-gather path
+    assert dense.index(inside).tolist() == np.searchsorted(dense.ids, inside).tolist()
     assert IdMap.from_ids(np.array([3, 3, 5, 9, 9])).ids.tolist() == [3, 5, 9]  # sorted input
     assert IdMap.from_ids(np.array([9, 3, 5, 3])).ids.tolist() == [3, 5, 9]
+
+
+def test_encode_gives_the_map_and_every_value_s_index() -> None:
+    """Ascending values (a stream by user) take the runs; any other order the sort."""
+    for values, ids, index in [
+        ([3, 3, 5, 9, 9, 9], [3, 5, 9], [0, 0, 1, 2, 2, 2]),
+        ([9, 3, 5, 3, 9], [3, 5, 9], [2, 0, 1, 0, 2]),
+        ([7], [7], [0]),
+        ([], [], []),
+    ]:
+        found, positions = IdMap.encode(np.array(values, dtype=np.int64))
+        assert found.ids.tolist() == ids and positions.tolist() == index
+        assert positions.dtype == np.int64
 
 
 def test_csr_from_frame_and_densify() -> None:
@@ -64,3 +79,22 @@ def test_padded_rows_exact_example() -> None:
     assert columns.dtype == np.int64 and values.dtype == np.float32
     assert columns.tolist() == [[1, 4, 6], [0, 0, 0], [3, 3, 3]]
     assert values.tolist() == [[5.0, 3.0, 1.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0]]
+
+
+def test_padded_given_rows_exact_example() -> None:
+    """Chosen rows, in the order given, padded to the widest of them; a trailing empty
+    row and a matrix with no entries at all."""
+    matrix = CsrMatrix.from_indices(
+        np.array([0, 0, 0, 2]), np.array([1, 4, 6, 3]), np.array([5.0, 3.0, 1.0, 2.0]), 4, 7
+    )
+    columns, values = matrix.padded(np.array([2, 3, 2]))
+    assert columns.tolist() == [[3], [0], [3]] and values.tolist() == [[2.0], [0.0], [2.0]]
+    columns, values = matrix.padded(np.array([2, 0]))
+    assert columns.tolist() == [[3, 3, 3], [1, 4, 6]]
+    assert values.tolist() == [[2.0, 0.0, 0.0], [5.0, 3.0, 1.0]]
+    empty = CsrMatrix.from_indices(
+        np.array([], np.int64), np.array([], np.int32), np.array([]), 2, 3
+    )
+    columns, values = empty.padded()
+    assert columns.tolist() == [[0], [0]] and values.tolist() == [[0.0], [0.0]]
+    assert columns.dtype == np.int64 and values.dtype == np.float32

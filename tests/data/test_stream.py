@@ -56,8 +56,9 @@ LAYOUTS = {
 
 @pytest.mark.parametrize("name", LAYOUTS)
 @pytest.mark.parametrize("ending", ["\n", ""])
+@pytest.mark.parametrize("tail", [1 << 16, 4])  # 4: shorter than a line, found further on
 def test_text_files_are_read_in_blocks_of_whole_lines(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, ending: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, ending: str, tail: int
 ) -> None:
     import aerec.data.readers as readers
 
@@ -66,6 +67,7 @@ def test_text_files_are_read_in_blocks_of_whole_lines(
     path = tmp_path / name
     path.write_text(header + "\n".join(rows) + ending)
     monkeypatch.setattr(readers, "SAMPLE_BYTES", 40)  # blocks of about 3 lines
+    monkeypatch.setattr(readers, "TAIL_BYTES", tail)
     chunks = list(read_rating_chunks(path, chunk_rows=3))
     assert len(chunks) >= 10 and max(c.height for c in chunks) <= 8
     assert pl.concat(chunks).equals(read_ratings(path, dedupe=False))

@@ -32,8 +32,10 @@ def test_length_batches_group_by_count_within_the_budget() -> None:
     batches = list(length_batches(vectors, batch_size=3, max_entries=6))
     # by count: users 10, 12, 15 (1 each), then 13 (2) alone since 2 x 5 > 6, then 11, 14
     assert [b.user_ids.tolist() for b in batches] == [[10, 12, 15], [13], [11], [14]]
+    assert all(b.rows is not None for b in batches)  # rows of the chunk, not copies of them
     assert all(
-        b.ratings.row_counts().tolist() == [counts[u - 10] for u in b.user_ids] for b in batches
+        b.ratings.row_counts()[b.rows].tolist() == [counts[u - 10] for u in b.user_ids]
+        for b in batches
     )
 
 
