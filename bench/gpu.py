@@ -15,7 +15,8 @@
 - limit: the device's own rate for the decoder's product ([batch, hidden] @ [hidden,
   items] in torch, float32 and float16 on CUDA), in users/s; each run's users/s over it;
 - training: one epoch of the default preset on `--train-users` of the users, on `--device`
-  and on the CPU (the training pass's seconds from the checkpoint's history).
+  with bfloat16 autocast and in float32, and on the CPU in float32 (the training pass's
+  seconds from the checkpoint's history; the rows held on the device once per run).
 
 Prints one table and writes bench/out/gpu.json. `--device cpu` with small sizes is the
 script's own dry run on a host without a GPU.
@@ -125,13 +126,14 @@ def decoder_rate(device: str, hidden: int, items: int, dtype: torch.dtype) -> fl
     return batch / best
 
 
-def training_epoch(ratings: Path, work: Path, device: str) -> float:
+def training_epoch(ratings: Path, work: Path, device: str, precision: str) -> float:
     """Seconds of one training pass of the default preset (the checkpoint's history)."""
     from aerec.contracts import CHECKPOINT_HISTORY
     from aerec.train.pipeline import TrainOptions, train_model
 
-    out = work / f"trained-{device}"
-    train_model(ratings, out, "none", TrainOptions(epochs=1, device=device, baselines=False))
+    out = work / f"trained-{device}-{precision}"
+    options = TrainOptions(epochs=1, device=device, baselines=False, precision=precision)
+    train_model(ratings, out, "none", options)
     return float(pl.read_csv(out / CHECKPOINT_HISTORY)["train_seconds"][0])
 
 
@@ -156,8 +158,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
     train = work / "train.parquet"
     pl.scan_parquet(ratings).filter(pl.col("user_id") <= args.train_users).sink_parquet(train)
-    devices = dict.fromkeys([args.device, "cpu"])
-    epochs = {device: training_epoch(train, work, device) for device in devices}
+    trainings = dict.fromkeys([(args.device, "bf16"), (args.device, "fp32"), ("cpu", "fp32")])
+    epochs = {f"{d} {p}": training_epoch(train, work, d, p) for d, p in trainings}
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     return {"device": name, "shape": vars(args), "score_all": runs, "train_epoch_s": epochs}
 

@@ -46,6 +46,12 @@ from aerec.train.presets import PRESETS
     help="Seed of the split, the validation slice and the weights.",
 )
 @device_option
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    help="Training arithmetic: bf16 autocasts the products to bfloat16 (the loss stays "
+    "float32); auto, the default, does so on a GPU that has bfloat16 and not on a CPU.",
+)
 @click.option("--no-baselines", is_flag=True, help="Skip the same-run baselines.")
 @logging_options
 def command(
@@ -56,13 +62,14 @@ def command(
     epochs: int | None,
     seed: int,
     device: str,
+    precision: str | None,
     no_baselines: bool,
 ) -> None:
     """Train the autoencoder, evaluate it on the held-out split and save a checkpoint."""
     require("torch", "train")
     from aerec.train.pipeline import TrainOptions, format_metrics, train_model
 
-    options = TrainOptions(preset, epochs, seed, device, not no_baselines, progress)
+    options = TrainOptions(preset, epochs, seed, device, not no_baselines, progress, precision)
     metrics = train_model(ratings, out, split, options)
     click.echo(format_metrics(metrics, name=preset))
 

@@ -101,6 +101,8 @@ class TrainConfig:
     seed: int = 0
     patience: int = 5
     lr_decay: float = 1.0  # multiply the learning rate by this after 3 epochs without gain
+    # auto: bfloat16 autocast on a GPU that has it, float32 elsewhere; fp32; bf16 (anywhere)
+    precision: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

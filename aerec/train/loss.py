@@ -61,6 +61,7 @@ def multinomial_nll(
 
     sum_j w_j log_softmax(z)_j = sum_j w_j z_j - (sum_j w_j) logsumexp(z): the wide
     logits are read at the rated columns and once for their logsumexp."""
-    loss = _MultinomialNll.apply(logits, columns, weights)
+    # in float32 even under bfloat16 autocast: a log-sum over every item needs its bits
+    loss = _MultinomialNll.apply(logits.float(), columns, weights.float())
     assert isinstance(loss, torch.Tensor)
     return loss

@@ -37,7 +37,7 @@ from aerec.train.evaluate import (
 from aerec.train.presets import PRESETS, Preset, check_preset
 from aerec.train.recommender import FitRecord, Recommender
 from aerec.train.registry import build_for_preset
-from aerec.train.trainer import resolve_device
+from aerec.train.trainer import autocast_dtype, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,16 @@ class TrainOptions:
     device: str = "auto"
     baselines: bool = True  # evaluate the baselines beside the model
     progress: Progress | None = None
+    precision: str | None = None  # default: the preset's (aerec.train.trainer.PRECISIONS)
+
+    def applied_to(self, train: TrainConfig) -> TrainConfig:
+        """A preset's optimisation settings with these options' seed, epochs, precision."""
+        return replace(
+            train,
+            seed=self.seed,
+            epochs=self.epochs or train.epochs,
+            precision=self.precision or train.precision,
+        )
 
 
 def train_model(
@@ -157,9 +167,7 @@ def train_on(
         f"{stats['dropped']['total']:,}",
     )
     data, items = eval_data(data_split, options.seed, chosen.validation_fraction)
-    train_config = replace(
-        chosen.train, seed=options.seed, epochs=options.epochs or chosen.train.epochs
-    )
+    train_config = options.applied_to(chosen.train)
     if selected is None:
         model, fitted, refit_rows = fit_then_refit(
             chosen, data, train_config, options.device, options.progress
@@ -189,6 +197,7 @@ def train_on(
         "split": data_split.spec,
         "seed": options.seed,
         "device": device,
+        "precision": "bf16" if autocast_dtype(train_config.precision, device) else "fp32",
         "ratings": str(ratings),
     }
     _save(out, model, items, data_split, config, metrics, history)

@@ -109,14 +109,14 @@ def test_training_forward_is_the_eval_forward_without_noise_and_dropout() -> Non
     """forward_rows (training) and forward (dense, eval) are one function: in eval mode
     they agree; in training mode the noise and dropout change the output."""
     from aerec.data.csr import CsrMatrix
-    from aerec.train.rows import RatedRows
+    from aerec.train.rows import TrainingRows
 
     config = ModelConfig(n_items=5, hidden=[3], input_noise=0.5, input_dropout=0.5)
     model = AutoEncoder(config).eval()
     matrix = CsrMatrix.from_indices(
         np.array([0, 0, 1]), np.array([1, 3, 4]), np.array([4.0, 2.0, 5.0]), 2, 5
     )
-    rows = RatedRows.of(matrix, np.arange(2), "cpu")
+    rows = TrainingRows(matrix, "cpu").batch(np.arange(2))
     dense = torch.from_numpy(matrix.densify(np.arange(2)))
     torch.testing.assert_close(model.forward_rows(rows), model(dense))
     torch.manual_seed(0)

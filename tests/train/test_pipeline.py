@@ -254,9 +254,15 @@ def test_split_none_refits_on_every_rating(tiny_data: tuple[Path, Path], tmp_pat
         "2",
         "--device",
         "cpu",
+        "--precision",
+        "bf16",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("no test side (--split none): val_ndcg@10 ")
+    config = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert config["precision"] == "bf16" and config["train"]["precision"] == "bf16"
+    auto = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert auto["precision"] == "fp32" and auto["train"]["precision"] == "auto"  # on a CPU
 
 
 def test_the_metrics_table_names_the_preset_and_explains_itself() -> None:

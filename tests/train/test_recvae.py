@@ -19,7 +19,7 @@ from aerec.train.kinds.recvae import (
 )
 from aerec.train.loss import multinomial_nll, rating_weights
 from aerec.train.model import RatedSetInput
-from aerec.train.rows import RatedRows
+from aerec.train.rows import RatedRows, TrainingRows
 from aerec.train.trainable import TrainStep
 
 
@@ -31,7 +31,7 @@ def _rows() -> RatedRows:
         2,
         6,
     )
-    return RatedRows.of(matrix, np.arange(2), "cpu")
+    return TrainingRows(matrix, "cpu").batch(np.arange(2))
 
 
 def _config(**changes: object) -> ModelConfig:

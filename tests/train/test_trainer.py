@@ -2,6 +2,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from aerec.contracts import Progress
 from aerec.data.csr import CsrMatrix
@@ -14,7 +15,9 @@ from aerec.train.kinds.autoencoder import AutoEncoderKind
 from aerec.train.kinds.multinomial import MultinomialAutoEncoder
 from aerec.train.kinds.rating import RatingAutoEncoder
 from aerec.train.metrics import mae, rmse
-from aerec.train.trainer import TrainResult, resolve_device, train_network
+from aerec.train.model import Network
+from aerec.train.rows import RatedRows
+from aerec.train.trainer import TrainResult, autocast_dtype, resolve_device, train_network
 
 
 def train_autoencoder(
@@ -80,6 +83,45 @@ def test_device_resolution() -> None:
         resolve_device("tpu")
 
 
+def test_precision_resolution() -> None:
+    """auto is bfloat16 on a GPU that has it and never on a CPU; asked, bf16 is anywhere."""
+    assert autocast_dtype("auto", "cpu") is None
+    assert autocast_dtype("fp32", "cuda") is None
+    assert autocast_dtype("bf16", "cpu") == torch.bfloat16
+    with pytest.raises(InputError, match="--precision 'fp8'"):
+        autocast_dtype("fp8", "cpu")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bf16_training_runs_the_products_in_bfloat16_and_learns(precision: str) -> None:
+    """Under bf16 the network computes in bfloat16 (its training output, seen by a
+    wrapper), the weights stay float32, and the loss still falls."""
+    fit, validation = matrices()
+    model = MultinomialAutoEncoder(ModelConfig(n_items=fit.n_cols, hidden=[16]))
+    seen: set[torch.dtype] = set()
+    original = model.new_network
+
+    def hooked() -> Network:
+        network = original()
+        forward_rows = network.forward_rows
+
+        def recorded(rows: RatedRows, dropout: bool = True) -> torch.Tensor:
+            output = forward_rows(rows, dropout)
+            seen.add(output.dtype)
+            return output
+
+        network.forward_rows = recorded  # type: ignore[method-assign]
+        return network
+
+    model.new_network = hooked  # type: ignore[method-assign]
+    train = TrainConfig(epochs=4, batch_size=16, lr=3e-3, precision=precision)
+    result = train_network(model, fit, validation, train, "cpu")
+    losses = [h["train_loss"] for h in result.history]
+    assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert {p.dtype for p in result.network.parameters()} == {torch.float32}
+
+
 @pytest.mark.parametrize(
     "settings",
     [{"optimizer": "sgd", "lr": 0.01}, {"refeed": True}, {"l2": 1e-3}, {"lr_decay": 0.5}],
@@ -135,10 +177,6 @@ def test_progress_shows_last_epoch_loss_and_validation() -> None:
 def test_the_loss_sees_where_training_is() -> None:
     """A kind's loss gets each batch's TrainStep (the clock of a KL annealing schedule):
     epochs from 1, batches counted over every epoch, progress from 0."""
-    import torch
-
-    from aerec.train.model import Network
-    from aerec.train.rows import RatedRows
     from aerec.train.trainable import Phase, Selection, TrainStep
 
     fit, validation = matrices()
@@ -177,10 +215,7 @@ def test_phases_update_only_their_parameters_in_order() -> None:
     batch's loss sees its phase, only that phase's parameters take gradients and change,
     start_epoch comes before each epoch's first batch, and the progress bar counts every
     pass."""
-    import torch
-
-    from aerec.train.model import AutoEncoder, Network
-    from aerec.train.rows import RatedRows
+    from aerec.train.model import AutoEncoder
     from aerec.train.trainable import Phase, Selection, TrainStep
 
     fit, _ = matrices()

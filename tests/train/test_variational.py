@@ -8,7 +8,7 @@ from aerec.data.csr import CsrMatrix
 from aerec.train.config import ModelConfig
 from aerec.train.kinds.variational import VariationalAutoEncoder, VariationalMultinomial
 from aerec.train.model import RatedSetInput
-from aerec.train.rows import RatedRows
+from aerec.train.rows import RatedRows, TrainingRows
 from aerec.train.trainable import TrainStep
 
 
@@ -20,7 +20,7 @@ def _rows() -> RatedRows:
         2,
         6,
     )
-    return RatedRows.of(matrix, np.arange(2), "cpu")
+    return TrainingRows(matrix, "cpu").batch(np.arange(2))
 
 
 @pytest.mark.parametrize("hidden", [[4], [5, 3]])
