@@ -1,20 +1,22 @@
 """score-all speed and memory, against the hardware limit measured in the same run.
 
-    .venv/bin/python bench/score.py [--data ../shared/data] [--chunk-rows N]
+    .venv/bin/python bench/score.py [--data ../shared/data] [--chunk-rows N] [--repeat 3]
         [--only ml100k|synthetic|host|scaling|profile|precision]
 
 - limit: users/s of the decoder's dense product alone, numpy float32
   [batch, hidden] @ [hidden, n_items], best of 20 before and 20 after the children, in
   this process: the one product a scoring pass cannot avoid;
 - score-all: a fresh child process runs it end to end (read, score, write, publish),
-  with the reader overlapped with scoring and without; seconds, users/s, peak RSS, and
+  `--repeat` times with the reader overlapped with scoring (the median run is reported,
+  every run's seconds beside it) and once without; seconds, users/s, peak RSS, and
   users/s as a ratio of the limit;
 - PyTorch peer: the same checkpoint in torch (inference_mode forward, mask, torch.topk),
   rows written with the same Parquet sink score-all uses;
 - scaling: 50,000 and 500,000 synthetic users over the same 20,000 items, 100 ratings
   each: peak RSS and seconds of each, their ratios, and the RSS sampled every second;
-- host: score-all on the ML-25M shape with a scorer that returns fixed rows instead of
-  running the graph: users/s of the host pipeline alone (read, group, pad, write, hash);
+- host: score-all on the ML-25M shape with a scorer that builds each batch's graph
+  inputs and returns fixed rows instead of running the graph: users/s of the host
+  pipeline alone (read, group, pad, write, hash), the median of `--repeat` runs;
 - profile: ONNX Runtime's own profile of one batch on the ML-25M-shaped model, ms per op;
 - health: the health figures' own work (the tally the writers keep as rows pass, and the
   figures at publication) repeated on the ML-25M-shaped run's written table, fed in the
@@ -227,6 +229,18 @@ def in_child(*args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def repeated(times: int, *args: str) -> dict:
+    """The child run of median seconds among `times` runs, with every run's seconds."""
+    runs = [in_child(*args) for _ in range(times)]
+    median = sorted(runs, key=lambda run: run["seconds"])[len(runs) // 2]
+    return {**median, "runs_seconds": [run["seconds"] for run in runs]}
+
+
+def runs(result: dict) -> str:
+    """A repeated run's seconds, as printed."""
+    return ", ".join(f"{seconds:.1f}" for seconds in result["runs_seconds"]) + " s"
+
+
 def prepare_ml100k(data: Path, work: Path) -> tuple[Path, Path, Path]:
     from aerec.export.onnx_export import export_onnx
     from aerec.train.pipeline import TrainOptions, train_model
@@ -430,12 +444,17 @@ def health_cost(recs: Path, model: Path, rows_per_write: int = 65_000) -> float:
 
 
 def bench(
-    name: str, ratings: Path, checkpoint: Path, model: Path, batch: int, chunk_rows: int
+    name: str,
+    ratings: Path,
+    checkpoint: Path,
+    model: Path,
+    args: argparse.Namespace,
 ) -> dict:
+    batch, chunk_rows = args.batch_size, args.chunk_rows
     out = str(OUT / f"{name}-recs" / "recs.parquet")
     before = decoder_limit(checkpoint, batch)
     run = ("score", str(model), str(ratings), out, str(batch))
-    overlapped = in_child(*run, "1", str(chunk_rows))
+    overlapped = repeated(args.repeat, *run, "1", str(chunk_rows))
     serial = in_child(*run, "0", str(chunk_rows))
     peer = in_child(
         "torch", str(checkpoint), str(ratings), str(OUT / f"{name}-torch.parquet"), str(batch)
@@ -481,6 +500,9 @@ def main() -> None:
         "--only", choices=["ml100k", "synthetic", "host", "scaling", "profile", "precision"]
     )
     parser.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="score-all's chunk")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="score-all and host runs each (the median is kept)"
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -502,9 +524,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     if args.only in (None, "ml100k"):
         ratings, checkpoint, model = prepare_ml100k(args.data, work)
-        results["ML-100K"] = bench(
-            "ml100k", ratings, checkpoint, model, args.batch_size, args.chunk_rows
-        )
+        results["ML-100K"] = bench("ml100k", ratings, checkpoint, model, args)
         unchanged = compare_with_dense(checkpoint, ratings, OUT / "ml100k-recs" / "recs.parquet")
         results["ML-100K"]["unchanged"] = unchanged
         print(
@@ -514,7 +534,7 @@ def main() -> None:
         )
     if args.only in (None, "synthetic"):
         ratings, checkpoint, model = prepare_synthetic(work, *ML25M_SHAPE)
-        synthetic = bench("synthetic", ratings, checkpoint, model, args.batch_size, args.chunk_rows)
+        synthetic = bench("synthetic", ratings, checkpoint, model, args)
         results["synthetic ML-25M shape"] = synthetic
         health = health_cost(OUT / "synthetic-recs" / "recs.parquet", model)
         synthetic["health_seconds"] = health
@@ -522,15 +542,25 @@ def main() -> None:
         print(f"synthetic ML-25M shape: health figures {health:.2f} s = {share:.1%} of score-all")
         int8 = model.with_name(model.stem + "-int8.onnx")
         out = str(OUT / "synthetic-int8-recs" / "recs.parquet")
-        quantized = in_child(
-            "score", str(int8), str(ratings), out, str(args.batch_size), "1", str(args.chunk_rows)
+        quantized = repeated(
+            args.repeat,
+            *(
+                "score",
+                str(int8),
+                str(ratings),
+                out,
+                str(args.batch_size),
+                "1",
+                str(args.chunk_rows),
+            ),
         )
         synthetic["int8"] = quantized
         users_per_s = quantized["users"] / quantized["seconds"]
         print(
             f"synthetic ML-25M shape, int8 graph: {quantized['seconds']:.1f} s, "
             f"{users_per_s:,.0f} users/s = {users_per_s / synthetic['limit_users_per_s']:.2f} "
-            f"of the float32 limit, peak RSS {quantized['peak_rss_gb']:.2f} GB"
+            f"of the float32 limit, peak RSS {quantized['peak_rss_gb']:.2f} GB "
+            f"(median of {runs(quantized)})"
         )
     print(
         "| data | users | score-all s | users/s | limit users/s | ratio | peak RSS GB | "
@@ -545,6 +575,7 @@ def main() -> None:
             f"{ours['peak_rss_gb']:.2f} | {r['score_all_no_overlap']['seconds']:.1f} | "
             f"{r['torch_peer']['seconds']:.1f} | {r['speedup_vs_torch']:.2f}x |"
         )
+        print(f"  {name}: score-all is the median of {runs(ours)}")
     if args.only in (None, "scaling"):
         results["scaling"] = scale = scaling(work, args.batch_size, args.chunk_rows)
         for users, point in scale["points"].items():
@@ -578,12 +609,14 @@ def main() -> None:
     if args.only in (None, "host"):
         ratings, _, model = prepare_synthetic(work, *ML25M_SHAPE)
         out = str(OUT / "host-recs" / "recs.parquet")
-        results["host"] = host = in_child(
-            "host", str(model), str(ratings), out, str(args.batch_size), str(args.chunk_rows)
+        results["host"] = host = repeated(
+            args.repeat,
+            *("host", str(model), str(ratings), out, str(args.batch_size), str(args.chunk_rows)),
         )
         print(
             f"host pipeline alone (fixed rows, no graph), ML-25M shape: {host['seconds']:.1f} s, "
-            f"{host['users'] / host['seconds']:,.0f} users/s, peak RSS {host['peak_rss_gb']:.2f} GB"
+            f"{host['users'] / host['seconds']:,.0f} users/s, "
+            f"peak RSS {host['peak_rss_gb']:.2f} GB (median of {runs(host)})"
         )
     if args.only in (None, "profile"):
         _, _, model = prepare_synthetic(work, *ML25M_SHAPE)

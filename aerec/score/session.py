@@ -292,6 +292,8 @@ def open_session(
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads or available_cpus()
+    # no busy-waiting between batches: reading, padding and writing share these cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = _providers(device)
     try:
