@@ -81,7 +81,7 @@ def child_score_all(
     """score-all in this process, its RSS sampled every second while it runs."""
     from aerec.io.sinks import FileSink
     from aerec.score.engines.local import LocalEngine
-    from aerec.score.job import Gates, ScoreRequest
+    from aerec.score.job import ScoreRequest
     from aerec.score.pipeline import score_all
 
     samples: list[float] = []
@@ -95,7 +95,11 @@ def child_score_all(
     sampler.start()
     started = time.perf_counter()
     request = ScoreRequest(
-        Path(model), Path(ratings), batch_size=batch, device="cpu", gates=gates or Gates()
+        Path(model),
+        Path(ratings),
+        batch_size=batch,
+        device="cpu",
+        gates=gates or untrained_lists(),
     )
     manifest = score_all(request, FileSink(out), LocalEngine(overlap, chunk_rows))
     seconds = time.perf_counter() - started
@@ -116,7 +120,6 @@ def child_host(model: str, ratings: str, out: str, batch: int, chunk_rows: int) 
     pipeline alone (read, group, pad, write, hash, publish)."""
     from aerec.score.batch import UserBatch, graph_feed
     from aerec.score.engines import local
-    from aerec.score.job import Gates
     from aerec.score.scorer import BatchScorer
 
     class FixedRows(BatchScorer):
@@ -127,8 +130,15 @@ def child_host(model: str, ratings: str, out: str, batch: int, chunk_rows: int) 
             return scores, np.tile(self.info.items.ids[-k:], (users, 1))
 
     local.BatchScorer = FixedRows  # type: ignore[misc]
-    lists_alike = Gates(max_item_share=1.0)  # every list is the same, by design
-    return child_score_all(model, ratings, out, batch, True, chunk_rows, lists_alike)
+    return child_score_all(model, ratings, out, batch, True, chunk_rows)  # lists alike
+
+
+def untrained_lists() -> Any:
+    """The gates of a run of an untrained model: its lists share their items, by chance
+    of its random weights, so the item-share gate is off; the others stand."""
+    from aerec.score.job import Gates
+
+    return Gates(max_item_share=1.0)
 
 
 def child_profile(model: str, batch: int, per_user: int = 150) -> dict:
@@ -258,6 +268,7 @@ def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[P
     """A synthetic ratings file and an untrained default-shaped model over its items
     (exported in float32, and in int8 beside it as NAME-int8.onnx)."""
     import polars as pl
+    import torch
 
     from aerec.data.idmap import IdMap
     from aerec.data.synth import SynthConfig, write_synthetic
@@ -271,6 +282,7 @@ def prepare_synthetic(work: Path, users: int, items: int, count: int) -> tuple[P
     if not ratings.exists():
         write_synthetic(SynthConfig(users, items, count, seed=0, half_stars=True), ratings)
     item_map = IdMap.from_ids(pl.scan_csv(ratings).select("movieId").unique().collect().to_series())
+    torch.manual_seed(0)  # the same untrained weights every run
     model = MultinomialAutoEncoder(PRESETS["default"].model_config(len(item_map)))
     checkpoint = work / f"{name}-checkpoint"
     save_checkpoint(checkpoint, model, item_map, {"preset": "default (untrained)"}, {}, "epoch\n")
