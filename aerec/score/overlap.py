@@ -1,15 +1,23 @@
-"""Run a producer in a background thread, so reading the next batch overlaps scoring.
+"""Run a producer, or a consumer, in a background thread, so reading the next chunk and
+writing the last one overlap scoring.
 
 ONNX Runtime, Polars and NumPy release the GIL in their heavy loops, so the reader's
-parsing and the scorer's matrix products proceed at once.
+parsing, the scorer's matrix products and the writer's encoding proceed at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+import polars as pl
+
+from aerec.io.sinks import RowWriter, Written
 
 T = TypeVar("T")
 _DONE = object()
@@ -77,3 +85,41 @@ class Background(Generic[T]):
 def in_background(items: Iterable[T], depth: int = 2) -> Background[T]:
     """`items`, read ahead in a worker thread from now on (Background)."""
     return Background(items, depth)
+
+
+class WriteBehind:
+    """A RowWriter whose writes run in one worker thread, in order, at most `depth` frames
+    behind the caller: the Parquet encoding and the health tally overlap the scoring of
+    the next chunk. A write that failed raises in the caller at its next write or at
+    close; `stop` drops what was not written yet and waits for the write under way."""
+
+    def __init__(self, writer: RowWriter, depth: int = 2) -> None:
+        self._writer, self._depth = writer, depth
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aerec-writer")
+        self._pending: deque[Future[None]] = deque()
+
+    def write(self, rows: pl.DataFrame) -> None:
+        while self._pending and (len(self._pending) >= self._depth or self._pending[0].done()):
+            self._pending.popleft().result()
+        self._pending.append(self._worker.submit(self._writer.write, rows))
+
+    def close(self) -> Written:
+        while self._pending:
+            self._pending.popleft().result()
+        self._worker.shutdown()
+        return self._writer.close()
+
+    def stop(self) -> None:
+        self._pending.clear()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def write_behind(writer: RowWriter, depth: int = 2) -> Iterator[WriteBehind]:
+    """`writer` behind a worker thread (WriteBehind), stopped however the block ends: an
+    error reaches the caller only once nothing writes any more."""
+    behind = WriteBehind(writer, depth)
+    try:
+        yield behind
+    finally:
+        behind.stop()

@@ -1,4 +1,5 @@
-"""score-all streams: any chunk size, sorted or not, overlapped or not, gives one table."""
+"""score-all streams: any chunk size, sorted or not, overlapped or not, gives one table;
+the reader ahead of the scoring and the writer behind it."""
 
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from conftest import score_table
 from aerec.contracts import RECS_SCHEMA
 from aerec.data.readers import read_ratings
 from aerec.io.sinks import ParquetFileWriter, Written
-from aerec.score.overlap import in_background
+from aerec.score.overlap import in_background, write_behind
 from aerec.score.scorer import BatchScorer, score_users
 from aerec.score.vectors import build_user_vectors
 
@@ -130,3 +131,63 @@ def test_the_reader_starts_at_once_and_stops_when_closed_unread() -> None:
     assert cleaned.is_set()
     assert not any(t.name == "aerec-reader" and t.is_alive() for t in threading.enumerate())
     assert list(background) == []
+
+
+class _Recorded:
+    """A RowWriter that records each frame's first user id, held at `hold` until released,
+    and fails at `fail`."""
+
+    def __init__(self, hold: int | None = None, fail: int | None = None) -> None:
+        import threading
+
+        self.seen: list[int] = []
+        self.threads: set[str] = set()
+        self.hold, self.fail = hold, fail
+        self.release = threading.Event()
+        self.released_in_time = True
+
+    def write(self, rows: pl.DataFrame) -> None:
+        import threading
+
+        first = int(rows["user_id"][0])
+        self.threads.add(threading.current_thread().name)
+        if first == self.hold:
+            self.released_in_time = self.release.wait(timeout=10)
+        if first == self.fail:
+            raise OSError("No space left on device")
+        self.seen.append(first)
+
+    def close(self) -> Written:
+        return Written(rows=len(self.seen), users=len(self.seen))
+
+
+def _frame(user: int) -> pl.DataFrame:
+    return pl.DataFrame({"user_id": [user]})
+
+
+def test_writes_run_behind_the_caller_in_order() -> None:
+    """The caller's write returns while the worker still writes (it releases the worker
+    only afterwards); every frame lands, in order, before close returns."""
+    writer = _Recorded(hold=1)
+    with write_behind(writer) as rows:
+        rows.write(_frame(1))
+        rows.write(_frame(2))  # the worker is still held at frame 1
+        writer.release.set()
+        for user in range(3, 8):
+            rows.write(_frame(user))
+        written = rows.close()
+    assert writer.released_in_time  # a synchronous write would have timed out first
+    assert writer.seen == list(range(1, 8)) and written.rows == 7
+    assert writer.threads == {"aerec-writer_0"}
+
+
+def test_a_failed_write_reaches_the_caller_and_the_worker_stops() -> None:
+    import threading
+
+    writer = _Recorded(fail=2)
+    with pytest.raises(OSError, match="No space left"), write_behind(writer, depth=1) as rows:
+        for user in range(1, 6):
+            rows.write(_frame(user))
+        rows.close()
+    assert writer.seen == [1]  # depth 1: at most one frame queued behind the failed one
+    assert not any(t.name.startswith("aerec-writer") for t in threading.enumerate())

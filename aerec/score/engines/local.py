@@ -34,7 +34,7 @@ from aerec.score.incremental import (
     previous_run,
 )
 from aerec.score.job import Scored, ScoreJob
-from aerec.score.overlap import in_background
+from aerec.score.overlap import in_background, write_behind
 from aerec.score.part import incremental_record, merged_part, score_part
 from aerec.score.scorer import BatchScorer
 from aerec.score.vectors import ReadCounts, UserVectors, stream_user_vectors
@@ -104,12 +104,12 @@ class LocalEngine:
         if isinstance(sink, DirectorySink) and job.writes_fingerprints:
             written, records = _score_reusing(job, sink, scorer, chunks)
             return Scored(written, counts, scorer.provider, records)
-        rows = sink.open(job.run)
         batch_size = scorer.users_per_batch(job.request.batch_size)
-        for vectors in chunks:
-            part = score_part(scorer, vectors, None, batch_size, job.k, False, job.fallback)
-            rows.write(part.rows)
-        return Scored(rows.close(), counts, scorer.provider)
+        with write_behind(sink.open(job.run)) as rows:
+            for vectors in chunks:
+                part = score_part(scorer, vectors, None, batch_size, job.k, False, job.fallback)
+                rows.write(part.rows)
+            return Scored(rows.close(), counts, scorer.provider)
 
 
 def _score_reusing(
@@ -121,22 +121,20 @@ def _score_reusing(
     sink.prepare()
     fresh = sink.path / FRESH_DIR if reuse is not None else sink.table_dir
     tag = job.run["run"]
-    rows = PartitionedWriter(fresh, sink.parts, job.metadata, lambda b: part_file(b, tag))
-    prints = PartitionedWriter(sink.users_dir, sink.parts, {}, users_file, FINGERPRINT_SCHEMA)
     rescored: list[np.ndarray] = [np.empty(0, np.int64)]
     batch_size = scorer.users_per_batch(job.request.batch_size)
-    for vectors in chunks:
-        part = score_part(scorer, vectors, reuse, batch_size, job.k, True, job.fallback)
-        assert part.prints is not None
-        prints.write(part.prints)
-        rows.write(part.rows)
-        rescored.append(part.rescored)
-    written = rows.close()
-    records = Manifest(
-        fingerprints=FingerprintsRecord(
-            version=FINGERPRINT_VERSION, files=list(prints.close().parts)
-        )
-    )
+    table = PartitionedWriter(fresh, sink.parts, job.metadata, lambda b: part_file(b, tag))
+    users = PartitionedWriter(sink.users_dir, sink.parts, {}, users_file, FINGERPRINT_SCHEMA)
+    with write_behind(table) as rows, write_behind(users) as prints:
+        for vectors in chunks:
+            part = score_part(scorer, vectors, reuse, batch_size, job.k, True, job.fallback)
+            assert part.prints is not None
+            prints.write(part.prints)
+            rows.write(part.rows)
+            rescored.append(part.rescored)
+        written = rows.close()
+        files = list(prints.close().parts)
+    records = Manifest(fingerprints=FingerprintsRecord(version=FINGERPRINT_VERSION, files=files))
     if reuse is None:
         return written, records
     changed = np.sort(np.concatenate(rescored))
