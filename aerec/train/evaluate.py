@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,8 +44,8 @@ EASE_GRID = [{"regularisation": value} for value in EASE_REGULARISATION]
 # iALS: factors x regularisation x confidence. On the validation slices of ML-100K u1 and
 # ml-latest-small user-temporal:0.2 the choices were (32, 10, 1) and (256, 10, 1); 16
 # factors, the grid's former lowest, was chosen on another of bench/quality.py's slices,
-# so it starts at 8 (a choice at an edge is logged); its fits grow with the ratings, so
-# above this many it is skipped
+# so it starts at 8; a choice at an edge goes on beyond it, up to the limits (1,024
+# factors: the fits' time); its fits grow with the ratings, so above this many it is skipped
 IALS_GRID = [
     {"factors": float(f), "regularization": r, "alpha": a}
     for f in (8, 16, 32, 64, 128, 256, 512)
@@ -53,6 +53,10 @@ IALS_GRID = [
     for a in (0.3, 1.0, 5.0)
 ]
 MAX_RATINGS_FOR_IALS = 5_000_000
+# how far each tuned baseline's grid extends past a choice at its edge (grid_search)
+KNN_LIMITS = {"neighbours": (5.0, 800.0)}
+EASE_LIMITS = {"regularisation": (5.0, 20_000.0)}
+IALS_LIMITS = {"factors": (4.0, 1024.0), "regularization": (0.1, 1000.0), "alpha": (0.05, 25.0)}
 
 
 @dataclass(frozen=True)
@@ -147,35 +151,40 @@ class TunedBaseline:
     build: BuildBlock
     grid: Sequence[Setting]
     item_item: bool  # whether it reads the n_items x n_items gram matrix
+    # how far a choice at the grid's edge extends it, per setting (lowest, highest)
+    limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def tune_on_validation(
     baseline: TunedBaseline, data: EvalData, k: int = 10
 ) -> tuple[Setting, float]:
-    """The grid's setting with the best validation NDCG@k (fit -> validation), and that
-    score. A choice at the edge of the grid in some setting is logged as a warning."""
-    name, grid = baseline.name, baseline.grid
+    """The setting with the best validation NDCG@k (fit -> validation), and that score.
+
+    A choice at an edge of the grid in a setting with limits extends the grid that way
+    (grid_search), so the choice is not an artefact of where the grid stopped; a choice
+    still at an edge (at its limit) is logged as a warning."""
+    name = baseline.name
     gram = gram_matrix(data.fit) if baseline.item_item else None
-    scores = []
-    for number, setting in enumerate(grid, start=1):
+
+    def score(setting: Setting) -> float:
         started = time.perf_counter()
         block = baseline.build(data.fit, setting, gram)
         ranked = evaluate_ranking(block, data.fit, data.validation, k, threshold=data.threshold)
-        scores.append(ranked[f"ndcg@{k}"])
         log.info(
-            "tuning %s (%d/%d): %s, validation NDCG@%d %.4f (%.1f s)",
+            "tuning %s: %s, validation NDCG@%d %.4f (%.1f s)",
             name,
-            number,
-            len(grid),
             _described(setting),
             k,
-            scores[-1],
+            ranked[f"ndcg@{k}"],
             time.perf_counter() - started,
         )
-    best = grid[int(np.argmax(scores))]
-    log.info("%s: chose %s by validation NDCG@%d %.4f", name, _described(best), k, max(scores))
+        return ranked[f"ndcg@{k}"]
+
+    tried = grid_search(baseline.grid, baseline.limits, score)
+    best, top = max(tried, key=lambda pair: pair[1])
+    log.info("%s: chose %s by validation NDCG@%d %.4f", name, _described(best), k, top)
     for key, value in best.items():
-        values = sorted({setting[key] for setting in grid})
+        values = sorted({setting[key] for setting, _ in tried})
         if len(values) > 1 and value in (values[0], values[-1]):
             log.warning(
                 "%s: %s %s is at the edge of the grid %s; a wider grid may score higher",
@@ -184,7 +193,41 @@ def tune_on_validation(
                 f"{value:g}",
                 ", ".join(f"{v:g}" for v in values),
             )
-    return best, max(scores)
+    return best, top
+
+
+def grid_search(
+    grid: Sequence[Setting],
+    limits: Mapping[str, tuple[float, float]],
+    score: Callable[[Setting], float],
+) -> list[tuple[Setting, float]]:
+    """Every setting tried and its score: the grid, then, while the best (the first of
+    equals) lies at an edge of what was tried in a setting with limits, one step beyond
+    that edge (the ratio of the last two values there), the other settings as chosen, as
+    long as the step stays within the limits."""
+    tried = [(setting, score(setting)) for setting in grid]
+    while True:
+        best = max(tried, key=lambda pair: pair[1])[0]
+        beyond = _beyond_edges(best, [setting for setting, _ in tried], limits)
+        if not beyond:
+            return tried
+        tried += [(setting, score(setting)) for setting in beyond]
+
+
+def _beyond_edges(
+    best: Setting, tried: Sequence[Setting], limits: Mapping[str, tuple[float, float]]
+) -> list[Setting]:
+    """The untried settings one step past each edge `best` lies at, within `limits`."""
+    steps = []
+    for key, (lowest, highest) in limits.items():
+        values = sorted({setting[key] for setting in tried})
+        if len(values) < 2:
+            continue
+        if best[key] == values[-1] and values[-1] * values[-1] / values[-2] <= highest:
+            steps.append({**best, key: values[-1] * values[-1] / values[-2]})
+        if best[key] == values[0] and values[0] * values[0] / values[1] >= lowest:
+            steps.append({**best, key: values[0] * values[0] / values[1]})
+    return [step for step in steps if step not in tried]
 
 
 def _tuned(baseline: TunedBaseline, data: EvalData, k: int) -> tuple[Setting, ScoreBlock]:
@@ -214,15 +257,21 @@ def tuned_baselines(data: EvalData) -> list[TunedBaseline]:
                 lambda t, s, g: item_knn_block(t, int(s["neighbours"]), g),
                 KNN_GRID,
                 True,
+                KNN_LIMITS,
             ),
             TunedBaseline(
-                "ease", lambda t, s, g: ease_block(t, s["regularisation"], g), EASE_GRID, True
+                "ease",
+                lambda t, s, g: ease_block(t, s["regularisation"], g),
+                EASE_GRID,
+                True,
+                EASE_LIMITS,
             ),
             TunedBaseline(
                 "ease_liked_target",
                 lambda t, s, g: liked_ease_block(t, s["regularisation"], liked, g),
                 EASE_GRID,
                 True,
+                EASE_LIMITS,
             ),
         ]
     if not ials_available():
@@ -238,7 +287,7 @@ def tuned_baselines(data: EvalData) -> list[TunedBaseline]:
         build: BuildBlock = lambda t, s, g: ials_block(  # noqa: E731
             t, int(s["factors"]), s["regularization"], s["alpha"]
         )
-        tuned.append(TunedBaseline("ials", build, IALS_GRID, False))
+        tuned.append(TunedBaseline("ials", build, IALS_GRID, False, IALS_LIMITS))
     return tuned
 
 

@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,35 @@ def test_a_tuned_choice_at_the_edge_of_its_grid_is_a_warning(
         assert chosen == {"a": 3.0}
         assert built[-1] == (data.train, 3.0) and all(t is data.fit for t, _ in built[:-1])
         assert any("at the edge of the grid" in r.message for r in caplog.records) == edge
+
+
+def test_a_choice_at_the_grid_s_edge_goes_on_beyond_it_within_the_limits() -> None:
+    """A peak past the grid's top is followed a step at a time (the grid's own ratio), the
+    other setting as chosen, until the choice is inside; a limit stops it; lower edges
+    extend too; a setting without limits never does."""
+    from aerec.train.evaluate import grid_search
+
+    def peak_at(a: float, b: float) -> Callable[[dict[str, float]], float]:
+        return lambda s: -((s["a"] - a) ** 2) - (s["b"] - b) ** 2
+
+    def added(
+        limits: dict[str, tuple[float, float]], peak: Callable[[dict[str, float]], float]
+    ) -> list[dict[str, float]]:
+        return [setting for setting, _ in grid_search(grid, limits, peak)[len(grid) :]]
+
+    grid = [{"a": a, "b": b} for a in (1.0, 2.0) for b in (1.0, 2.0)]
+    assert added({"a": (0.1, 100.0)}, peak_at(8.0, 1.0)) == [
+        {"a": 4.0, "b": 1.0},
+        {"a": 8.0, "b": 1.0},
+        {"a": 16.0, "b": 1.0},  # worse than 8: 8 is inside, the search ends
+    ]
+    assert added({"a": (0.1, 4.0)}, peak_at(8.0, 1.0)) == [{"a": 4.0, "b": 1.0}]  # the limit
+    assert added({"a": (0.2, 100.0), "b": (0.2, 100.0)}, peak_at(0.25, 2.0)) == [
+        {"a": 0.5, "b": 2.0},
+        {"a": 1.0, "b": 4.0},
+        {"a": 0.25, "b": 2.0},  # 0.125 would pass the lower limit
+    ]
+    assert added({}, peak_at(8.0, 1.0)) == []
 
 
 def test_strongest_baselines_on_validation_are_their_grids_best(
