@@ -114,6 +114,21 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+def two_rated_rows() -> Any:
+    """A training batch of two users over six items, ratings known (RatedRows)."""
+    from aerec.data.csr import CsrMatrix
+    from aerec.train.rows import TrainingRows
+
+    matrix = CsrMatrix.from_indices(
+        np.array([0, 0, 1, 1, 1]),
+        np.array([0, 3, 1, 2, 5]),
+        np.array([5.0, 2.0, 4.0, 4.0, 1.0]),
+        2,
+        6,
+    )
+    return TrainingRows(matrix, "cpu").batch(np.arange(2))
+
+
 def run_aerec(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m aerec ARGS` and capture its output."""
     return subprocess.run(

@@ -3,11 +3,10 @@ alternating phases and the previous epoch's frozen copy."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
+from conftest import two_rated_rows
 
-from aerec.data.csr import CsrMatrix
 from aerec.train.config import ModelConfig
 from aerec.train.kinds.recvae import (
     DECODER,
@@ -19,19 +18,7 @@ from aerec.train.kinds.recvae import (
 )
 from aerec.train.loss import multinomial_nll, rating_weights
 from aerec.train.model import RatedSetInput
-from aerec.train.rows import RatedRows, TrainingRows
 from aerec.train.trainable import TrainStep
-
-
-def _rows() -> RatedRows:
-    matrix = CsrMatrix.from_indices(
-        np.array([0, 0, 1, 1, 1]),
-        np.array([0, 3, 1, 2, 5]),
-        np.array([5.0, 2.0, 4.0, 4.0, 1.0]),
-        2,
-        6,
-    )
-    return TrainingRows(matrix, "cpu").batch(np.arange(2))
 
 
 def _config(**changes: object) -> ModelConfig:
@@ -52,7 +39,7 @@ def _training(model: RecVAE, seed: int) -> RecVAENetwork:
 def test_the_encoder_adds_every_earlier_layer_under_layer_norm() -> None:
     torch.manual_seed(0)
     network = RecVAENetwork(_config(), RatedSetInput()).eval()
-    rows = _rows()
+    rows = two_rated_rows()
     unit = (rows.dense() != 0).float()
     unit = unit / unit.norm(dim=1, keepdim=True)
     silu = torch.nn.functional.silu
@@ -106,7 +93,7 @@ def test_kl_term_is_gamma_times_each_users_weight() -> None:
     gamma, below = 0.05, 0.5
     model = RecVAE(_config(kl_gamma=gamma, below_positive_weight=below))
     network = _training(model, seed=1)
-    rows = _rows()
+    rows = two_rated_rows()
     step = TrainStep(epoch=1, step=0, epochs=1, phase=ENCODER)
     torch.manual_seed(2)
     loss = model.loss(network, rows, step)
@@ -129,7 +116,7 @@ def test_kl_term_is_gamma_times_each_users_weight() -> None:
 def test_the_decoder_phase_trains_without_dropout_and_without_the_kl_term() -> None:
     model = RecVAE(_config(kl_gamma=0.5, input_dropout=0.5))
     network = _training(model, seed=0)
-    rows = _rows()
+    rows = two_rated_rows()
     step = TrainStep(epoch=1, step=0, epochs=1, phase=DECODER)
     torch.manual_seed(3)
     decoder_loss = model.loss(network, rows, step)

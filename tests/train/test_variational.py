@@ -1,26 +1,13 @@
 """Mult-VAE's own parts: the code's mean scores, a sample trains, beta anneals."""
 
-import numpy as np
 import pytest
 import torch
+from conftest import two_rated_rows
 
-from aerec.data.csr import CsrMatrix
 from aerec.train.config import ModelConfig
 from aerec.train.kinds.variational import VariationalAutoEncoder, VariationalMultinomial
 from aerec.train.model import RatedSetInput
-from aerec.train.rows import RatedRows, TrainingRows
 from aerec.train.trainable import TrainStep
-
-
-def _rows() -> RatedRows:
-    matrix = CsrMatrix.from_indices(
-        np.array([0, 0, 1, 1, 1]),
-        np.array([0, 3, 1, 2, 5]),
-        np.array([5.0, 2.0, 4.0, 4.0, 1.0]),
-        2,
-        6,
-    )
-    return TrainingRows(matrix, "cpu").batch(np.arange(2))
 
 
 @pytest.mark.parametrize("hidden", [[4], [5, 3]])
@@ -30,7 +17,7 @@ def test_scoring_decodes_the_mean_and_training_a_sample(hidden: list[int]) -> No
     network = VariationalAutoEncoder(config, RatedSetInput())
     code = hidden[-1]
     assert network.encoder[-1].out_features == 2 * code  # mean and log variance
-    rows = _rows()
+    rows = two_rated_rows()
     network.eval()
     with torch.no_grad():
         scored = network.forward_rows(rows)
@@ -66,7 +53,7 @@ def test_kl_divergence_of_the_prior_itself_is_zero() -> None:
     with torch.no_grad():
         network.encoder[0].weight.zero_()
         network.encoder[0].bias.zero_()
-    network.train().forward_rows(_rows())
+    network.train().forward_rows(two_rated_rows())
     assert network.posterior is not None
     torch.testing.assert_close(network.posterior.kl_from_standard_normal(), torch.zeros(2))
 
