@@ -45,7 +45,8 @@ EASE_GRID = [{"regularisation": value} for value in EASE_REGULARISATION]
 # ml-latest-small user-temporal:0.2 the choices were (32, 10, 1) and (256, 10, 1); 16
 # factors, the grid's former lowest, was chosen on another of bench/quality.py's slices,
 # so it starts at 8; a choice at an edge goes on beyond it, up to the limits (1,024
-# factors: the fits' time); its fits grow with the ratings, so above this many it is skipped
+# factors: the fits' time) or the matrix's rank, past which more factors change nothing;
+# its fits grow with the ratings, so above this many it is skipped
 IALS_GRID = [
     {"factors": float(f), "regularization": r, "alpha": a}
     for f in (8, 16, 32, 64, 128, 256, 512)
@@ -153,6 +154,9 @@ class TunedBaseline:
     item_item: bool  # whether it reads the n_items x n_items gram matrix
     # how far a choice at the grid's edge extends it, per setting (lowest, highest)
     limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # per setting, a value from which more cannot change the optimum (iALS factors past
+    # the matrix's rank): the grid does not extend past it, and a choice there is no edge
+    saturates: Mapping[str, float] = field(default_factory=dict)
 
 
 def tune_on_validation(
@@ -180,12 +184,13 @@ def tune_on_validation(
         )
         return ranked[f"ndcg@{k}"]
 
-    tried = grid_search(baseline.grid, baseline.limits, score)
+    tried = grid_search(baseline.grid, baseline.limits, score, baseline.saturates)
     best, top = max(tried, key=lambda pair: pair[1])
     log.info("%s: chose %s by validation NDCG@%d %.4f", name, _described(best), k, top)
     for key, value in best.items():
         values = sorted({setting[key] for setting, _ in tried})
-        if len(values) > 1 and value in (values[0], values[-1]):
+        saturated = value == values[-1] and value >= baseline.saturates.get(key, np.inf)
+        if len(values) > 1 and value in (values[0], values[-1]) and not saturated:
             log.warning(
                 "%s: %s %s is at the edge of the grid %s; a wider grid may score higher",
                 name,
@@ -200,31 +205,39 @@ def grid_search(
     grid: Sequence[Setting],
     limits: Mapping[str, tuple[float, float]],
     score: Callable[[Setting], float],
+    saturates: Mapping[str, float] | None = None,
 ) -> list[tuple[Setting, float]]:
     """Every setting tried and its score: the grid, then, while the best (the first of
     equals) lies at an edge of what was tried in a setting with limits, one step beyond
     that edge (the ratio of the last two values there), the other settings as chosen, as
-    long as the step stays within the limits."""
+    long as the step stays within the limits and does not start from a value at or above
+    the setting's `saturates`."""
     tried = [(setting, score(setting)) for setting in grid]
     while True:
         best = max(tried, key=lambda pair: pair[1])[0]
-        beyond = _beyond_edges(best, [setting for setting, _ in tried], limits)
+        beyond = _beyond_edges(best, [setting for setting, _ in tried], limits, saturates or {})
         if not beyond:
             return tried
         tried += [(setting, score(setting)) for setting in beyond]
 
 
 def _beyond_edges(
-    best: Setting, tried: Sequence[Setting], limits: Mapping[str, tuple[float, float]]
+    best: Setting,
+    tried: Sequence[Setting],
+    limits: Mapping[str, tuple[float, float]],
+    saturates: Mapping[str, float],
 ) -> list[Setting]:
-    """The untried settings one step past each edge `best` lies at, within `limits`."""
+    """The untried settings one step past each edge `best` lies at, within `limits`, and
+    upwards only from below `saturates`."""
     steps = []
     for key, (lowest, highest) in limits.items():
         values = sorted({setting[key] for setting in tried})
         if len(values) < 2:
             continue
-        if best[key] == values[-1] and values[-1] * values[-1] / values[-2] <= highest:
-            steps.append({**best, key: values[-1] * values[-1] / values[-2]})
+        below_saturation = values[-1] < saturates.get(key, np.inf)
+        upward = values[-1] * values[-1] / values[-2]
+        if best[key] == values[-1] and below_saturation and upward <= highest:
+            steps.append({**best, key: upward})
         if best[key] == values[0] and values[0] * values[0] / values[1] >= lowest:
             steps.append({**best, key: values[0] * values[0] / values[1]})
     return [step for step in steps if step not in tried]
@@ -287,7 +300,8 @@ def tuned_baselines(data: EvalData) -> list[TunedBaseline]:
         build: BuildBlock = lambda t, s, g: ials_block(  # noqa: E731
             t, int(s["factors"]), s["regularization"], s["alpha"]
         )
-        tuned.append(TunedBaseline("ials", build, IALS_GRID, False, IALS_LIMITS))
+        rank = float(min(data.fit.n_rows, data.fit.n_cols))  # the highest a fit can have
+        tuned.append(TunedBaseline("ials", build, IALS_GRID, False, IALS_LIMITS, {"factors": rank}))
     return tuned
 
 

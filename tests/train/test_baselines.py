@@ -90,7 +90,8 @@ def test_a_tuned_choice_at_the_edge_of_its_grid_is_a_warning(
     tiny_data: tuple[Path, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Settings score -(a - 3)^2 on validation: on a grid of 1..3 the choice is at its edge
-    (a warning); on 1..5 it is inside (none); the refit on train uses the choice."""
+    (a warning) unless 3 is where `a` saturates; on 1..5 it is inside (none); the refit on
+    train uses the choice."""
     from aerec.data.split import load_split
     from aerec.train import evaluate
     from aerec.train.evaluate import TunedBaseline, _tuned
@@ -110,10 +111,13 @@ def test_a_tuned_choice_at_the_edge_of_its_grid_is_a_warning(
         return {"ndcg@10": closeness[id(block)]}
 
     monkeypatch.setattr(evaluate, "evaluate_ranking", ranking)
-    for grid, edge in (((1.0, 2.0, 3.0), True), ((1.0, 3.0, 5.0), False)):
+    cases = (((1.0, 2.0, 3.0), {}, True), ((1.0, 3.0, 5.0), {}, False))
+    cases += (((1.0, 2.0, 3.0), {"a": 3.0}, False),)  # a choice at saturation is no edge
+    for grid, saturates, edge in cases:
         caplog.clear()
         built.clear()
-        baseline = TunedBaseline("toy", build, [{"a": a} for a in grid], item_item=False)
+        points = [{"a": a} for a in grid]
+        baseline = TunedBaseline("toy", build, points, item_item=False, saturates=saturates)
         chosen, _ = _tuned(baseline, data, 10)
         assert chosen == {"a": 3.0}
         assert built[-1] == (data.train, 3.0) and all(t is data.fit for t, _ in built[:-1])
@@ -147,6 +151,14 @@ def test_a_choice_at_the_grid_s_edge_goes_on_beyond_it_within_the_limits() -> No
         {"a": 0.25, "b": 2.0},  # 0.125 would pass the lower limit
     ]
     assert added({}, peak_at(8.0, 1.0)) == []
+    # from a value at or above saturation the search does not go up; it still goes down
+    saturated = grid_search(grid, {"a": (0.1, 100.0)}, peak_at(8.0, 1.0), {"a": 4.0})
+    assert [setting for setting, _ in saturated[len(grid) :]] == [{"a": 4.0, "b": 1.0}]
+    saturated = grid_search(grid, {"a": (0.2, 100.0)}, peak_at(0.25, 1.0), {"a": 2.0})
+    assert [setting for setting, _ in saturated[len(grid) :]] == [
+        {"a": 0.5, "b": 1.0},
+        {"a": 0.25, "b": 1.0},
+    ]
 
 
 def test_strongest_baselines_on_validation_are_their_grids_best(
@@ -177,3 +189,6 @@ def test_strongest_baselines_on_validation_are_their_grids_best(
     by_name = {b.name: b for b in tuned_baselines(data)}
     assert best["ease"] == tune_on_validation(by_name["ease"], data)[1]
     assert 0 < best["ease"] <= 1
+    if ials_available():  # factors saturate at the rank of the fit matrix (80 items here)
+        assert (data.fit.n_rows, data.fit.n_cols) == (120, 80)
+        assert by_name["ials"].saturates == {"factors": 80.0}
