@@ -3,10 +3,11 @@
     .venv/bin/python bench/ials_edges.py [--data ../shared/data]
 
 For the six (protocol, seed) pairs of `bench/quality.py --only ranking` whose iALS tuning
-chose a setting at the edge of the 63-setting grid (README, "Results"), the validation
-NDCG@10 of the grid's best setting and of the best after `grid_search` extended the grid
-past the edge (aerec.train.evaluate: IALS_LIMITS). Validation slices only, as the quality
-script tunes them; no test rating is read.
+chose a setting at the edge of the 63-setting grid before the grids extended (commit
+ed251a7), the validation NDCG@10 of the grid's best setting and of the best after
+`grid_search` extended the grid past the edge (aerec.train.evaluate: IALS_LIMITS, and
+factors no further than the rank bound). Validation slices only, as the quality script
+tunes them; no test rating is read.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def edge_run(data_dir: Path, name: str, spec: str, implicit: bool, seed: int) ->
         return ranked["ndcg@10"]
 
     started = time.perf_counter()
-    tried = grid_search(ials.grid, ials.limits, score)
+    tried = grid_search(ials.grid, ials.limits, score, ials.saturates)
     grid_best = max(tried[: len(ials.grid)], key=lambda pair: pair[1])
     best = max(tried, key=lambda pair: pair[1])
     return {

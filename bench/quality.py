@@ -1,17 +1,18 @@
 """Accuracy of the presets and the same-run baselines on the MovieLens files in ../shared.
 
     .venv/bin/python bench/quality.py [--data ../shared/data] [--seeds 5] [--only PART]
+        [--deep default,mult-vae,recvae]
 
 Prints Markdown tables (quoted in README) and writes bench/out/quality.json (with
---only, quality-PART.json). The parts: `u1` (every preset and baseline on ML-100K u1),
-`ranking` (the deep presets against the strongest same-run baselines over 3 seeds on four
-protocols: ML-100K u1 and ml-latest-small user-temporal:0.2, each with its ratings as
-they are and as implicit feedback, only ratings >= 4 kept as 1s), `ratings` (the RMSE of
-the rating blend on ML-100K u1..u5 and ml-latest-small temporal:0.98) and `speed`
-(seconds per epoch). Every figure comes from train sides only: early stopping and
-baseline tuning use a validation slice carved from train, then each model and tuned
-baseline is refit on the whole train side (as train-model does); test ratings are only
-ever targets.
+--only, quality-PART.json; with other --deep presets, their names appended). The parts:
+`u1` (every preset and baseline on ML-100K u1), `ranking` (the deep presets against the
+strongest same-run baselines over 3 seeds on four protocols: ML-100K u1 and
+ml-latest-small user-temporal:0.2, each with its ratings as they are and as implicit
+feedback, only ratings >= 4 kept as 1s), `ratings` (the RMSE of the rating blend on
+ML-100K u1..u5 and ml-latest-small temporal:0.98) and `speed` (seconds per epoch). Every
+figure comes from train sides only: early stopping and baseline tuning use a validation
+slice carved from train, then each model and tuned baseline is refit on the whole train
+side (as train-model does); test ratings are only ever targets.
 """
 
 from __future__ import annotations
@@ -99,23 +100,28 @@ def strongest(run_report: dict) -> tuple[str, dict]:
     return name, present[name]
 
 
-def print_against_strongest(against: dict[str, dict[int, dict[str, dict]]]) -> None:
+def print_against_strongest(
+    against: dict[str, dict[int, dict[str, dict]]], deep: tuple[str, ...]
+) -> None:
     """Per protocol: each deep preset and each strongest baseline over the seeds (mean ±
-    std), then the default against the best baseline of each seed's run."""
+    std), then the default against the best baseline of each seed's run (the baselines
+    come from the default's runs: without it, the presets' rows only)."""
     header = " | ".join(COMPARED)
     print(f"| data | model | {header} |")
     print("| --- " * (2 + len(COMPARED)) + "|")
     for name, seeds in against.items():
         runs = [seeds[seed] for seed in sorted(seeds)]
-        for preset in DEEP:
+        for preset in deep:
             cells = " | ".join(mean_spread([r[preset]["test"][m] for r in runs]) for m in COMPARED)
             print(f"| {name} | `{preset}` | {cells} |")
-        for baseline in STRONGEST:
+        for baseline in STRONGEST if "default" in deep else ():
             reports = [r["default"]["baselines"].get(baseline) for r in runs]
             if None in reports:
                 continue
             cells = " | ".join(mean_spread([b[m] for b in reports]) for m in COMPARED)
             print(f"| {name} | {baseline.replace('_', ' ')} | {cells} |")
+    if "default" not in deep:
+        return
     print(
         "\n| data | seed | best baseline | `default` NDCG@10 / its | `default` R@10 / its | "
         "`default` coverage@10 / its |"
@@ -143,6 +149,7 @@ class Files:
     ml100k: Path
     latest: Path
     seeds: int  # of the rating blend on ml-latest-small temporal:0.98
+    deep: tuple[str, ...] = DEEP  # the ranking part's presets
 
 
 def part_u1(files: Files) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def part_ranking(files: Files) -> dict[str, Any]:
         against[name] = {
             seed: {
                 preset: run(ratings, spec, preset, seed, preset == "default", implicit)
-                for preset in DEEP
+                for preset in files.deep
             }
             for seed in range(RANKING_SEEDS)
         }
@@ -189,7 +196,7 @@ def part_ranking(files: Files) -> dict[str, Any]:
         f"\n### The deep presets against the strongest same-run baselines, seeds "
         f"0..{RANKING_SEEDS - 1}\n"
     )
-    print_against_strongest(against)
+    print_against_strongest(against, files.deep)
     return {"against_strongest": against}
 
 
@@ -256,17 +263,29 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--only", choices=list(PART_RUNS), help="run one part")
+    parser.add_argument(
+        "--deep",
+        default=",".join(DEEP),
+        help="the ranking part's presets, comma-separated (the baselines and the ratios "
+        "come with `default`)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     files = Files(
-        args.data / "ml-100k" / "u.data", args.data / "ml-latest-small" / "ratings.csv", args.seeds
+        args.data / "ml-100k" / "u.data",
+        args.data / "ml-latest-small" / "ratings.csv",
+        args.seeds,
+        tuple(args.deep.split(",")),
     )
+    if unknown := set(files.deep) - set(PRESETS):
+        parser.error(f"--deep: no preset {', '.join(sorted(unknown))}")
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for part in [args.only] if args.only else PART_RUNS:
         results |= PART_RUNS[part](files)
     OUT.mkdir(exist_ok=True)
-    out = OUT / (f"quality-{args.only}.json" if args.only else "quality.json")
+    subset = "" if files.deep == DEEP else "-" + "-".join(files.deep)
+    out = OUT / (f"quality-{args.only}{subset}.json" if args.only else f"quality{subset}.json")
     out.write_text(json.dumps(results, indent=2))
     print(f"\n(total {time.perf_counter() - started:.0f} s; details in {out})")
 
